@@ -1,0 +1,3 @@
+from cophub.cli import main
+
+main()

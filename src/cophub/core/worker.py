@@ -1,0 +1,89 @@
+"""The task worker: django-tasks-db's worker with a heartbeat and crash recovery.
+
+django-tasks-db marks a task RUNNING when a worker claims it; if that worker
+dies the task would stay RUNNING for ever. Each cophub worker writes a
+heartbeat, and on start-up and every little while puts back in the queue the
+tasks claimed by workers whose heartbeat has gone stale. Every cophub task is
+written to be safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.compat import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from .models import WorkerHeartbeat
+
+logger = logging.getLogger("cophub.worker")
+HEARTBEAT_SECONDS = 5
+
+
+def requeue_orphaned_tasks() -> int:
+    """Return tasks claimed by dead workers to the queue; returns how many."""
+    cutoff = timezone.now() - settings.COPHUB_WORKER_STALE_AFTER
+    alive = set(WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).values_list("worker_id", flat=True))
+    with transaction.atomic():
+        requeued = 0
+        for result in DBTaskResult.objects.running().select_for_update():
+            owner = (result.worker_ids or [None])[-1]
+            if owner in alive:
+                continue
+            result.status = TaskResultStatus.READY
+            result.started_at = None
+            result.save(update_fields=["status", "started_at"])
+            requeued += 1
+        WorkerHeartbeat.objects.filter(seen_at__lt=cutoff).delete()
+    if requeued:
+        logger.warning("put %d task(s) of dead workers back in the queue", requeued)
+    return requeued
+
+
+class HeartbeatWorker(Worker):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._stop = threading.Event()
+
+    def beat(self) -> None:
+        now = timezone.now()
+        WorkerHeartbeat.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={"hostname": socket.gethostname()[:255], "pid": os.getpid(), "seen_at": now},
+            create_defaults={"hostname": socket.gethostname()[:255], "pid": os.getpid(), "seen_at": now, "started_at": now},
+        )
+
+    def _heartbeat_loop(self) -> None:
+        beats = 0
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.beat()
+                beats += 1
+                if beats % 6 == 0:
+                    requeue_orphaned_tasks()
+            except Exception:  # keep beating through a passing database error
+                logger.exception("heartbeat failed")
+            finally:
+                close_old_connections()
+
+    def run(self) -> None:
+        self.beat()
+        requeue_orphaned_tasks()
+        close_old_connections()
+        thread = threading.Thread(target=self._heartbeat_loop, name="cophub-heartbeat", daemon=True)
+        thread.start()
+        try:
+            super().run()
+        finally:
+            self._stop.set()
+            try:
+                WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
+            except Exception:
+                pass

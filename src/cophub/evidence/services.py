@@ -1,0 +1,94 @@
+"""What other apps call to put files into the vault and get them out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from . import vault
+from .inspect import Inspection, inspect, refuse
+from .models import Blob
+from .uploads import EncryptedUpload
+from .vault import StagedFile
+
+
+@dataclass
+class Accepted:
+    blob: Blob
+    name: str
+    created: bool
+
+
+@dataclass
+class Refused:
+    name: str
+    code: str
+    message: str
+
+
+def staged_from(item) -> StagedFile:
+    """A staged file from an upload, or from (name, bytes) given by code."""
+    if isinstance(item, EncryptedUpload):
+        return item.staged
+    if isinstance(item, StagedFile):
+        return item
+    name, data = item
+    return vault.stage_bytes(data, original_name=name)
+
+
+def accept_files(items: Iterable, *, max_files: int | None = None) -> tuple[list[Accepted], list[Refused]]:
+    """Inspect staged files; store those that pass, inside the caller's transaction.
+
+    Refused files are discarded (they were only ever on disk encrypted) and
+    come back with a message in the active language.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("accept_files must run inside the transaction that records the files' owner")
+    limit = settings.COPHUB_MAX_FILES_PER_SUBMISSION if max_files is None else max_files
+    accepted: list[Accepted] = []
+    refused: list[Refused] = []
+    for index, item in enumerate(items):
+        staged = staged_from(item)
+        name = _display_name(staged.original_name)
+        result: Inspection = refuse("too_many_files", limit=limit) if index >= limit else inspect(staged)
+        if not result.ok:
+            staged.discard()
+            refused.append(Refused(name, result.refusal, result.message(name)))
+            continue
+        blob, created = vault.commit_staged(staged, mime=result.mime, kind=result.kind, width=result.width, height=result.height)
+        if created and blob.kind == "image":
+            from .tasks import make_preview
+
+            # Enqueued in the same transaction: with the database task
+            # backend the job exists exactly when the blob does.
+            make_preview.enqueue(blob.pk)
+        accepted.append(Accepted(blob, name, created))
+    return accepted, refused
+
+
+def discard_uploads(items: Iterable) -> None:
+    for item in items:
+        if isinstance(item, EncryptedUpload):
+            item.staged.discard()
+
+
+def _display_name(name: str) -> str:
+    name = (name or "").replace("\x00", "").strip()
+    return name[-120:] if name else "?"
+
+
+def get_blob(blob_id: int) -> Blob | None:
+    return Blob.objects.filter(pk=blob_id).first()
+
+
+def iter_clear(blob: Blob) -> Iterator[bytes]:
+    return vault.iter_plaintext(blob)
+
+
+def preview_bytes(blob: Blob) -> bytes | None:
+    if blob.preview_status != "ready":
+        return None
+    return vault.read_preview(blob)

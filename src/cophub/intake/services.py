@@ -1,0 +1,119 @@
+"""Receiving reports from every channel as one kind of Submission.
+
+`receive()` is the single door: the web forms, the danger button and staff
+entry all go through it (the provider API will too). The receipt is handed
+out only after the submission, its files and its case have committed.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import get_language
+
+from cophub.evidence.services import Refused, accept_files, discard_uploads
+
+from . import receipts
+from .models import Addendum, Submission, SubmissionFile
+
+TEXT_FIELDS = ("where_url", "where_app", "reported_account", "description", "contact_name", "contact_phone", "contact_email")
+
+
+def clean_text(value: str) -> str:
+    """NFC (Vietnamese typed on some systems arrives decomposed), no NULs, no stray ends."""
+    if not value:
+        return ""
+    value = value.replace("\x00", "").replace("\r\n", "\n")
+    return unicodedata.normalize("NFC", value).strip()
+
+
+@dataclass
+class Receipt:
+    submission: Submission
+    code: str
+    phrase: str
+    refused: list[Refused] = field(default_factory=list)
+    accepted_files: int = 0
+
+
+def receive(*, unit, channel: str, files=(), entered_by=None, received_at: datetime | None = None, **fields) -> Receipt:
+    """Store a submission with its files and open its case, atomically."""
+    from cophub.cases.services import open_for_submission
+
+    files = list(files)
+    for name in TEXT_FIELDS:
+        if name in fields:
+            fields[name] = clean_text(fields[name])
+    phrase = receipts.new_phrase()
+    try:
+        for attempt in range(5):
+            code = receipts.new_code()
+            try:
+                with transaction.atomic():
+                    submission = Submission.objects.create(
+                        code=code,
+                        secret_digest=receipts.digest(code, phrase),
+                        channel=channel,
+                        unit=unit,
+                        entered_by=entered_by,
+                        received_at=received_at or timezone.now(),
+                        language=(get_language() or "vi")[:8],
+                        **fields,
+                    )
+                    accepted, refused = accept_files(files)
+                    SubmissionFile.objects.bulk_create(
+                        [SubmissionFile(submission=submission, blob=a.blob, original_name=a.name) for a in accepted]
+                    )
+                    open_for_submission(submission)
+                break
+            except IntegrityError:
+                # A code collision (one in 10¹² per pair): draw another code.
+                if attempt == 4 or Submission.objects.filter(code=code).count() == 0:
+                    raise
+    except BaseException:
+        discard_uploads(files)
+        raise
+    return Receipt(submission=submission, code=code, phrase=phrase, refused=refused, accepted_files=len(accepted))
+
+
+def lookup(code: str, phrase: str) -> Submission | None:
+    """The submission for a code and phrase, or None: never says which was wrong."""
+    normalised = receipts.normalise_code(code)
+    submission = Submission.objects.filter(code=normalised).first() if normalised else None
+    stored = submission.secret_digest if submission else None
+    if receipts.matches(stored, normalised or "-", phrase):
+        return submission
+    return None
+
+
+def add_information(submission: Submission, text: str, files=()) -> tuple[Addendum | None, list[Refused], int]:
+    """The reporter adds text or files later, from the status page."""
+    from cophub.cases.services import record_addendum
+
+    files = list(files)
+    text = clean_text(text)
+    try:
+        with transaction.atomic():
+            addendum = Addendum.objects.create(submission=submission, text=text)
+            accepted, refused = accept_files(files)
+            if not text and not accepted:
+                transaction.set_rollback(True)
+                return None, refused, 0
+            SubmissionFile.objects.bulk_create(
+                [SubmissionFile(submission=submission, addendum=addendum, blob=a.blob, original_name=a.name) for a in accepted]
+            )
+            record_addendum(submission, addendum, len(accepted))
+    except BaseException:
+        discard_uploads(files)
+        raise
+    return addendum, refused, len(accepted)
+
+
+def public_status(submission: Submission):
+    from cophub.cases.services import public_status as case_status
+
+    return case_status(submission)

@@ -1,0 +1,272 @@
+"""cophub settings, read from the environment.
+
+Everything a deployment changes comes from an environment variable; the
+defaults are the embedded set-up (SQLite in WAL mode, a local data folder,
+the database task worker) so that one command runs a school's hub.
+See docs/configuration.md for the full list.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+# --- Data folder: database, vault, keys, cache -----------------------------
+
+DATA_DIR = Path(env("COPHUB_DATA_DIR", str(Path.cwd() / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("COPHUB_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """The Django secret key: from the environment, else a file made once."""
+    from_env = env("COPHUB_SECRET_KEY")
+    if from_env:
+        return from_env
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = [h.strip() for h in env("COPHUB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("COPHUB_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "cophub.core",
+    "cophub.orgs",
+    "cophub.audit",
+    "cophub.evidence",
+    "cophub.intake",
+    "cophub.cases",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "cophub.core.middleware.RequestSizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cophub.core.middleware.SecurityHeadersMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",
+]
+
+ROOT_URLCONF = "cophub.urls"
+WSGI_APPLICATION = "cophub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "cophub.core.context_processors.hub",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'cophub.sqlite3'}"),
+        conn_max_age=env_int("COPHUB_DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions take
+    # the write lock up front so that concurrent writers queue on the busy
+    # timeout instead of failing with "database is locked" half-way.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": (
+            "PRAGMA journal_mode=WAL;"
+            "PRAGMA synchronous=NORMAL;"
+            "PRAGMA foreign_keys=ON;"
+            "PRAGMA busy_timeout=30000;"
+        ),
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-cophub.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Background tasks ---------------------------------------------------------
+
+TASKS = {
+    "default": {
+        "BACKEND": env("COPHUB_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
+# A worker that has not written its heartbeat for this long is taken as dead:
+# /healthz reports it and its claimed tasks are put back in the queue.
+COPHUB_WORKER_STALE_AFTER = timedelta(seconds=env_int("COPHUB_WORKER_STALE_SECONDS", 30))
+
+# --- Cache (rate limits) --------------------------------------------------------
+
+_cache_url = env("COPHUB_CACHE_URL")
+if _cache_url and _cache_url.startswith("redis"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+else:
+    # A file cache is shared by every server process on the machine, which the
+    # per-client rate limits need; Redis takes over on larger deployments.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        }
+    }
+
+RATELIMIT_ENABLE = env_bool("COPHUB_RATELIMIT", True)
+RATELIMIT_VIEW = "cophub.core.views.rate_limited"
+# Behind a reverse proxy set COPHUB_CLIENT_IP_HEADER=HTTP_X_REAL_IP (or similar).
+COPHUB_CLIENT_IP_HEADER = env("COPHUB_CLIENT_IP_HEADER", "REMOTE_ADDR")
+RATELIMIT_IP_META_KEY = "cophub.core.ratelimits.client_ip"
+COPHUB_RATE_SUBMIT = env("COPHUB_RATE_SUBMIT", "10/10m")
+COPHUB_RATE_TRACK = env("COPHUB_RATE_TRACK", "20/10m")
+COPHUB_RATE_LOGIN = env("COPHUB_RATE_LOGIN", "10/10m")
+
+# --- Auth ------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:queue"
+LOGOUT_REDIRECT_URL = "console:login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 8
+SESSION_COOKIE_SECURE = env_bool("COPHUB_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Languages ------------------------------------------------------------------
+
+LANGUAGE_CODE = "vi"
+LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]
+# Each app keeps its own catalog in <app>/locale (see docs/translating.md).
+LOCALE_PATHS: list = []
+LANGUAGE_COOKIE_NAME = "cophub_lang"
+LANGUAGE_COOKIE_AGE = 60 * 60 * 24 * 365
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "Asia/Ho_Chi_Minh"
+
+# --- Static files -----------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Uploads and the evidence vault -------------------------------------------------
+
+# Per file and per request. Bigger bodies are refused before they are read.
+COPHUB_MAX_FILE_BYTES = env_int("COPHUB_MAX_FILE_MB", 25) * 1024 * 1024
+COPHUB_MAX_FILES_PER_SUBMISSION = env_int("COPHUB_MAX_FILES", 5)
+COPHUB_MAX_REQUEST_BYTES = COPHUB_MAX_FILE_BYTES * COPHUB_MAX_FILES_PER_SUBMISSION + 1024 * 1024
+COPHUB_MAX_TEXT_CHARS = env_int("COPHUB_MAX_TEXT_CHARS", 200_000)
+# Images larger than this many pixels are refused unread (decompression bombs).
+COPHUB_MAX_IMAGE_PIXELS = env_int("COPHUB_MAX_IMAGE_PIXELS", 40_000_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+FILE_UPLOAD_HANDLERS = ["cophub.evidence.uploads.EncryptingUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+
+COPHUB_VAULT_DIR = Path(env("COPHUB_VAULT_DIR", str(DATA_DIR / "vault")))
+# The master key lives outside the database (a file, or a secret mount).
+COPHUB_MASTER_KEY_FILE = Path(env("COPHUB_MASTER_KEY_FILE", str(DATA_DIR / "keys" / "master.key")))
+
+# --- The hub itself ----------------------------------------------------------------
+
+# The unit whose public pages this deployment serves (its code); reports from
+# the public form land there unless a school's own link was used.
+COPHUB_HOME_UNIT = env("COPHUB_HOME_UNIT", "")
+COPHUB_HOTLINE = "111"
+COPHUB_EMERGENCY = "113"
+# Hours to the first response, per priority (P1 immediate danger … P4 informational).
+COPHUB_SLA_HOURS = {
+    "P1": env_int("COPHUB_SLA_P1_HOURS", 1),
+    "P2": env_int("COPHUB_SLA_P2_HOURS", 24),
+    "P3": env_int("COPHUB_SLA_P3_HOURS", 72),
+    "P4": env_int("COPHUB_SLA_P4_HOURS", 168),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("COPHUB_LOG_LEVEL", "WARNING")},
+    "loggers": {"cophub": {"level": env("COPHUB_LOG_LEVEL", "INFO"), "propagate": True}},
+}
+
+CSRF_FAILURE_VIEW = "cophub.core.views.csrf_failure"

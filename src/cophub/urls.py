@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from cophub.core import views as core_views
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("lang/<str:code>/", core_views.switch_language, name="switch-language"),
+    path("console/", include("cophub.cases.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("cophub.intake.urls")),
+]
+
+handler400 = "cophub.core.views.bad_request"
+handler403 = "cophub.core.views.permission_denied"
+handler404 = "cophub.core.views.not_found"
+handler500 = "cophub.core.views.server_error"
