@@ -34,6 +34,10 @@ class Unit(models.Model):
     name = models.CharField(_("name"), max_length=200)
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children", verbose_name=_("parent unit"))
     path = models.CharField(max_length=255, editable=False, db_index=True, default="")
+    is_hub_home = models.BooleanField(
+        _("this hub's own unit"), default=False,
+        help_text=_("Reports from the public pages land here unless a school's own link was used."),
+    )
     counsellor_name = models.CharField(_("counsellor's name"), max_length=120, blank=True)
     counsellor_phone = models.CharField(_("counsellor's phone"), max_length=40, blank=True)
     counsellor_email = models.EmailField(_("counsellor's email"), blank=True)

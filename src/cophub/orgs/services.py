@@ -14,7 +14,7 @@ def home_unit() -> Unit | None:
         unit = Unit.objects.filter(code=code).first()
         if unit:
             return unit
-    return Unit.objects.filter(parent__isnull=True).order_by("pk").first()
+    return Unit.objects.filter(is_hub_home=True).order_by("pk").first() or Unit.objects.filter(parent__isnull=True).order_by("pk").first()
 
 
 def unit_by_code(code: str) -> Unit | None:
