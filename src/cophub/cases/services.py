@@ -154,6 +154,19 @@ def _merged_family(case: Case) -> list[int]:
     return family
 
 
+def staff_files_of(case: Case):
+    """Evidence staff attached to the case or to cases merged into it."""
+    return CaseFile.objects.filter(case_id__in=_merged_family(case)).select_related("blob", "added_by", "case").order_by("added_at", "pk")
+
+
+def find_by_reference(user, reference: str) -> Case | None:
+    """A case the user may view, by its exact reference (e.g. the target of a merge)."""
+    reference = (reference or "").strip()
+    if not reference:
+        return None
+    return Case.objects.filter(permissions.visible_filter(user), reference__iexact=reference).select_related("unit").first()
+
+
 def blob_belongs_to(case: Case, blob_id: int) -> bool:
     from cophub.intake.models import SubmissionFile
 

@@ -1,4 +1,26 @@
-from django.urls import path  # noqa: F401
+"""The staff console, mounted at /console/."""
+
+from django.urls import path
+
+from cophub.evidence import views as evidence_views
+
+from . import views
 
 app_name = "console"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue_view, name="queue"),
+    path("login/", views.login_view, name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("entry/", views.entry_view, name="entry"),
+    path("cases/<int:pk>/", views.case_view, name="case"),
+    path("cases/<int:pk>/assign/", views.assign_view, name="assign"),
+    path("cases/<int:pk>/transition/", views.transition_view, name="transition"),
+    path("cases/<int:pk>/classify/", views.classify_view, name="classify"),
+    path("cases/<int:pk>/note/", views.note_view, name="note"),
+    path("cases/<int:pk>/message/", views.message_view, name="message"),
+    path("cases/<int:pk>/merge/", views.merge_view, name="merge"),
+    path("cases/<int:pk>/attach/", views.attach_view, name="attach"),
+    path("cases/<int:pk>/evidence/<int:blob_id>/preview/", evidence_views.preview, name="evidence_preview"),
+    path("cases/<int:pk>/evidence/<int:blob_id>/clear/", evidence_views.clear, name="evidence_clear"),
+    path("cases/<int:pk>/evidence/<int:blob_id>/stream/", evidence_views.stream, name="evidence_stream"),
+]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
 
 
 class RequestSizeLimitMiddleware:
@@ -51,3 +53,18 @@ class SecurityHeadersMiddleware:
             # or a shared phone's back button history.
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+class CookieLocaleMiddleware(LocaleMiddleware):
+    """Vietnamese unless the person chose English with the switch.
+
+    Django's LocaleMiddleware also follows the browser's Accept-Language;
+    many Vietnamese children's phones are set to English, and the programme
+    asks for Vietnamese first, so only the language cookie counts here.
+    """
+
+    def process_request(self, request):
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        language = chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()

@@ -15,7 +15,9 @@ def client_ip(request) -> str:
         address = ipaddress.ip_address(raw)
     except ValueError:
         return "unknown"
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:
+        return str(address.ipv4_mapped)
     # One IPv6 client usually owns a whole /64.
-    if address.version == 6 and not address.ipv4_mapped:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
-    return str(address.ipv4_mapped or address)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)

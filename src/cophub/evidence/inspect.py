@@ -14,7 +14,9 @@ from PIL import Image
 from .vault import StagedFile
 
 # Pillow's own guard is a second line behind the explicit pixel check below.
-Image.MAX_IMAGE_PIXELS = settings.COPHUB_MAX_IMAGE_PIXELS
+# It is set well above our limit so that ordinary bombs reach our check,
+# which reads the size from the header and can tell the reporter what it was.
+Image.MAX_IMAGE_PIXELS = settings.COPHUB_MAX_IMAGE_PIXELS * 16
 
 ACCEPTED = {
     "image/jpeg": "image",
@@ -47,6 +49,7 @@ REFUSALS = {
     "too_large": _("The file “%(name)s” is larger than %(limit)s MB."),
     "type": _("The file “%(name)s” is not a picture, video, sound recording or PDF, so we could not accept it."),
     "too_many_pixels": _("The picture “%(name)s” is far too large (%(width)s × %(height)s pixels), so we could not accept it."),
+    "too_many_pixels_unknown": _("The picture “%(name)s” is far too large, so we could not accept it."),
     "damaged": _("The picture “%(name)s” is damaged and cannot be opened."),
     "too_many_files": _("Only %(limit)s files can be sent at once; “%(name)s” was not accepted."),
 }
@@ -99,7 +102,7 @@ def _inspect_image(staged: StagedFile, mime: str) -> Inspection:
                     return refuse("too_many_pixels", width=width, height=height)
                 image.load()  # decode fully: truncated or corrupt data fails here
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return refuse("too_many_pixels", width="?", height="?")
+        return refuse("too_many_pixels_unknown")
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError, EOFError):
         return refuse("damaged")
     return Inspection(ok=True, mime=mime, kind="image", width=width, height=height)

@@ -1,0 +1,442 @@
+"""The staff console: login, the case queue, the case page and its actions, staff entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import LoginView, LogoutView
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_ratelimit.decorators import ratelimit
+
+from cophub.audit.services import record
+from cophub.core.categories import label as category_label
+from cophub.evidence import permissions as evidence_permissions
+from cophub.evidence.services import discard_uploads
+from cophub.intake import services as intake_services
+from cophub.intake.models import Channel
+
+from . import permissions, services, workflow
+from .console import console_error, console_view, render_console
+from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, MergeForm, MessageForm, NoteForm, QueueFilterForm,
+                    TransitionForm, entry_units)
+from .models import EventKind, Priority, State
+
+QUEUE_PAGE_SIZE = 50
+
+# --- Login ---------------------------------------------------------------------------------
+
+
+def _login_rate(group, request) -> str:
+    # Read at request time so a deployment (or a test) can change it.
+    return settings.COPHUB_RATE_LOGIN
+
+
+@ratelimit(key="ip", rate=_login_rate, method="POST", block=False)
+def login_view(request):
+    if getattr(request, "limited", False):
+        return console_error(request, 429)
+    return LoginView.as_view(template_name="cases/login.html", redirect_authenticated_user=True)(request)
+
+
+logout_view = LogoutView.as_view()
+
+
+# --- The queue -------------------------------------------------------------------------------
+
+
+def sla_overdue(case, now) -> bool:
+    return bool(case.sla_due_at and case.state in workflow.OPEN and case.sla_due_at < now)
+
+
+def sla_running(case) -> bool:
+    return bool(case.sla_due_at and case.state in workflow.OPEN)
+
+
+def duration_text(delta) -> str:
+    """"2 days 3 hours", "5 hours 10 minutes", "4 minutes": the two largest units.
+
+    Written here rather than with Django's timesince, whose Vietnamese
+    catalog lacks these words.
+    """
+    minutes = max(1, int(abs(delta.total_seconds()) // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if days:
+        parts.append(ngettext("%(count)d day", "%(count)d days", days) % {"count": days})
+    if hours:
+        parts.append(ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours})
+    if minutes and not days:
+        parts.append(ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes})
+    return " ".join(parts[:2])
+
+
+def sla_text(case, now) -> str:
+    """How long until the response is due, or how long it is overdue ("" when the clock is stopped)."""
+    if not sla_running(case):
+        return ""
+    return duration_text(case.sla_due_at - now)
+
+
+@dataclass
+class QueueRow:
+    case: object
+    overdue: bool
+    due_text: str
+    category: str
+
+
+@console_view
+@require_GET
+def queue_view(request):
+    form = QueueFilterForm(request.user, request.GET or None)
+    cases = services.queue(request.user, form.to_filter())
+    page = Paginator(cases, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    rows = [QueueRow(case, sla_overdue(case, now), sla_text(case, now), category_label(case.category)) for case in page]
+    return render_console(request, "cases/queue.html", {"form": form, "page": page, "rows": rows, "now": now})
+
+
+# --- The case page ------------------------------------------------------------------------------
+
+KIND_ICONS = {"image": "🖼", "video": "🎞", "audio": "🔊", "document": "📄"}
+
+
+@dataclass
+class EvidenceItem:
+    """One file as the case page shows it: never the clear file inline."""
+
+    blob: object
+    name: str
+    preview_url: str = ""
+    clear_url: str = ""
+    icon: str = ""
+
+    @property
+    def preview_state(self) -> str:
+        return self.blob.preview_status
+
+
+@dataclass
+class SubmissionView:
+    submission: object
+    files: list = field(default_factory=list)
+    addenda: list = field(default_factory=list)  # (addendum, [EvidenceItem])
+    channel: str = ""
+    from_case: object = None  # the duplicate it came from, when merged
+
+
+def _evidence_item(request, case, blob, name: str) -> EvidenceItem:
+    item = EvidenceItem(blob=blob, name=name, icon=KIND_ICONS.get(blob.kind, "📄"))
+    if evidence_permissions.can(request.user, "evidence.view_preview", case.unit) and blob.kind == "image":
+        item.preview_url = reverse("console:evidence_preview", args=[case.pk, blob.pk])
+    if evidence_permissions.can(request.user, "evidence.view_clear", case.unit):
+        item.clear_url = reverse("console:evidence_clear", args=[case.pk, blob.pk])
+    return item
+
+
+def _submission_views(request, case) -> list[SubmissionView]:
+    views = []
+    for submission in services.submissions_of(case):
+        link_case = submission.case_link.case
+        view = SubmissionView(
+            submission=submission,
+            channel=Channel(submission.channel).label if submission.channel in Channel.values else submission.channel,
+            from_case=link_case if link_case.pk != case.pk else None,
+        )
+        addendum_files: dict[int, list] = {}
+        for upload in submission.files.all():
+            item = _evidence_item(request, case, upload.blob, upload.original_name)
+            if upload.addendum_id:
+                addendum_files.setdefault(upload.addendum_id, []).append(item)
+            else:
+                view.files.append(item)
+        view.addenda = [(addendum, addendum_files.get(addendum.pk, [])) for addendum in submission.addenda.all()]
+        views.append(view)
+    return views
+
+
+def _state_label(code: str) -> str:
+    return State(code).label if code in State.values else code
+
+
+def _priority_label(code: str) -> str:
+    return Priority(code).label if code in Priority.values else code
+
+
+def describe_event(event) -> str:
+    """One line saying what happened, in the reader's language."""
+    data = event.data or {}
+    kind = event.kind
+    if kind == EventKind.OPENED:
+        channel = data.get("channel", "")
+        channel = Channel(channel).label if channel in Channel.values else channel
+        return _("Case opened from report %(code)s (%(channel)s), priority %(priority)s.") % {
+            "code": data.get("submission", ""), "channel": channel, "priority": data.get("priority", "")}
+    if kind == EventKind.STATE:
+        return _("State changed from “%(from)s” to “%(to)s”.") % {"from": _state_label(data.get("from", "")), "to": _state_label(data.get("to", ""))}
+    if kind == EventKind.ASSIGNED:
+        if data.get("assignee"):
+            return _("Assigned to %(name)s.") % {"name": data["assignee"]}
+        return _("Unassigned.")
+    if kind == EventKind.PRIORITY:
+        return _("Priority changed from %(from)s to %(to)s.") % {"from": _priority_label(data.get("from", "")), "to": _priority_label(data.get("to", ""))}
+    if kind == EventKind.CATEGORY:
+        return _("Category changed from “%(from)s” to “%(to)s”.") % {"from": category_label(data.get("from", "")), "to": category_label(data.get("to", ""))}
+    if kind == EventKind.MERGED:
+        if data.get("into"):
+            return _("Marked as a duplicate of case %(reference)s.") % {"reference": data["into"]}
+        return _("Case %(reference)s was merged into this one as a duplicate.") % {"reference": data.get("absorbed", "")}
+    if kind == EventKind.ADDENDUM:
+        return _("The reporter added information (%(count)s file(s)).") % {"count": data.get("files", 0)}
+    if kind == EventKind.EVIDENCE:
+        return _("Staff attached a file.")
+    if kind == EventKind.NOTE:
+        return _("Internal note")
+    if kind == EventKind.MESSAGE:
+        return _("Message to the reporter")
+    return str(EventKind(kind).label) if kind in EventKind.values else kind
+
+
+@dataclass
+class TimelineEntry:
+    event: object
+    summary: str
+    css: str
+
+
+TIMELINE_CSS = {EventKind.NOTE: "note", EventKind.MESSAGE: "message", EventKind.STATE: "state", EventKind.ADDENDUM: "addendum"}
+
+
+def _timeline(case) -> list[TimelineEntry]:
+    return [TimelineEntry(event, describe_event(event), TIMELINE_CSS.get(event.kind, "")) for event in services.timeline(case)]
+
+
+def _allowed(user, case) -> dict[str, bool]:
+    can = {action.split(".")[1]: permissions.can(user, action, case.unit) for action in permissions.ACTIONS if action.startswith("case.")}
+    can["attach"] = evidence_permissions.can(user, "evidence.attach", case.unit)
+    can["preview"] = evidence_permissions.can(user, "evidence.view_preview", case.unit)
+    can["view_clear"] = evidence_permissions.can(user, "evidence.view_clear", case.unit)
+    return can
+
+
+def _case_forms(request, case, can: dict) -> dict:
+    forms = {}
+    if case.state == State.DUPLICATE:
+        # A duplicate is finished: the work goes on in the case it was merged into.
+        if can["note"]:
+            forms["note"] = NoteForm(case)
+        return forms
+    if can["assign"]:
+        forms["assign"] = AssignForm(case)
+    if can["transition"] and workflow.allowed(case.state):
+        forms["transition"] = TransitionForm(case)
+    if can["edit"]:
+        forms["classify"] = ClassifyForm(case)
+    if can["message"]:
+        forms["message"] = MessageForm(case)
+    if can["note"]:
+        forms["note"] = NoteForm(case)
+    if can["merge"] and State.DUPLICATE in workflow.TRANSITIONS.get(case.state, set()):
+        forms["merge"] = MergeForm(case, request.user)
+    if can["attach"]:
+        forms["attach"] = AttachForm(case)
+    return forms
+
+
+@console_view
+@require_GET
+def case_view(request, pk: int):
+    case = services.get_case(request.user, pk)
+    record("case.view", actor=request.user, obj=case, unit=case.unit, request=request)
+    can = _allowed(request.user, case)
+    now = timezone.now()
+    context = {
+        "case": case,
+        "category": category_label(case.category),
+        "overdue": sla_overdue(case, now),
+        "due_text": sla_text(case, now),
+        "can": can,
+        "forms": _case_forms(request, case, can),
+        "submissions": _submission_views(request, case),
+        "staff_files": [(f, _evidence_item(request, case, f.blob, f.original_name)) for f in services.staff_files_of(case)],
+        "timeline": _timeline(case),
+        "merged_cases": list(case.merged_cases.order_by("reference")),
+        "target_case": services.effective_case(case) if case.merged_into_id else None,
+    }
+    return render_console(request, "cases/case.html", context)
+
+
+# --- Case actions: POST, then back to the case page with a message ------------------------------
+
+
+def _form_errors(form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+def _case_action(request, pk: int, action_allowed, build_form, perform):
+    """The shape every case action shares.
+
+    Refusals (a role that may not act, a move the workflow forbids, a form
+    that does not validate) come back as a message on the case page, never
+    as an error page.
+    """
+    case = services.get_case(request.user, pk)
+    back = redirect("console:case", pk=case.pk)
+    if not action_allowed(request.user, case):
+        messages.error(request, _("Your account is not allowed to do this on this case."))
+        return back
+    form = build_form(case)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return back
+    try:
+        done = perform(case, form.cleaned_data)
+    except PermissionDenied:
+        messages.error(request, _("Your account is not allowed to do this on this case."))
+    except workflow.TransitionError:
+        messages.error(request, _("This change is not possible from the case's current state (it may have just been changed by someone else)."))
+    else:
+        messages.success(request, done)
+    return back
+
+
+def _may(action: str):
+    return lambda user, case: permissions.can(user, action, case.unit)
+
+
+@console_view
+@require_POST
+def assign_view(request, pk: int):
+    def perform(case, data):
+        assignee = request.user if "assign_to_me" in request.POST else data["assignee"]
+        services.assign(case, assignee, request.user)
+        if assignee is None:
+            return _("The case is now unassigned.")
+        return _("The case is now assigned to %(name)s.") % {"name": assignee.get_username()}
+
+    return _case_action(request, pk, _may("case.assign"), lambda case: AssignForm(case, request.POST), perform)
+
+
+@console_view
+@require_POST
+def transition_view(request, pk: int):
+    def perform(case, data):
+        case = services.transition(case, data["target"], request.user, data["reason"])
+        return _("The case is now “%(state)s”.") % {"state": case.get_state_display()}
+
+    return _case_action(request, pk, _may("case.transition"), lambda case: TransitionForm(case, request.POST), perform)
+
+
+@console_view
+@require_POST
+def classify_view(request, pk: int):
+    def perform(case, data):
+        changed = False
+        if data["priority"] != case.priority:
+            case = services.set_priority(case, data["priority"], request.user)
+            changed = True
+        if data["category"] != case.category:
+            case = services.set_category(case, data["category"], request.user)
+            changed = True
+        return _("Priority and category saved.") if changed else _("Nothing was changed.")
+
+    return _case_action(request, pk, _may("case.edit"), lambda case: ClassifyForm(case, request.POST), perform)
+
+
+@console_view
+@require_POST
+def note_view(request, pk: int):
+    def perform(case, data):
+        services.add_note(case, data["text"], request.user)
+        return _("Internal note added. Only staff can see it.")
+
+    return _case_action(request, pk, _may("case.note"), lambda case: NoteForm(case, request.POST), perform)
+
+
+@console_view
+@require_POST
+def message_view(request, pk: int):
+    def perform(case, data):
+        services.send_message(case, data["text"], request.user)
+        return _("Message sent. The reporter will see it on their status page.")
+
+    return _case_action(request, pk, _may("case.message"), lambda case: MessageForm(case, request.POST), perform)
+
+
+@console_view
+@require_POST
+def merge_view(request, pk: int):
+    def perform(case, data):
+        services.merge(case, data["into"], request.user, data["reason"])
+        return _("This case is now marked as a duplicate of %(reference)s; its reports show there.") % {"reference": data["into"].reference}
+
+    return _case_action(request, pk, _may("case.merge"), lambda case: MergeForm(case, request.user, request.POST), perform)
+
+
+@console_view
+@require_POST
+def attach_view(request, pk: int):
+    uploads = request.FILES.getlist("files")
+    try:
+        return _attach(request, pk, uploads)
+    finally:
+        # Whatever was not stored (refused, or the action was not allowed) leaves staging now.
+        discard_uploads(uploads)
+
+
+def _attach(request, pk: int, uploads):
+    def may_attach(user, case):
+        return evidence_permissions.can(user, "evidence.attach", case.unit)
+
+    def perform(case, data):
+        accepted, refused = services.attach_files(case, data["files"], request.user)
+        for refusal in refused:
+            messages.warning(request, refusal.message)
+        return _("%(count)s file(s) attached.") % {"count": len(accepted)}
+
+    return _case_action(request, pk, may_attach, lambda case: AttachForm(case, request.POST, request.FILES), perform)
+
+
+# --- Staff entry ----------------------------------------------------------------------------------
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def entry_view(request):
+    if not entry_units(request.user).exists():
+        raise PermissionDenied
+    if request.method == "GET":
+        return render_console(request, "cases/entry.html", {"form": EntryForm(request.user)})
+    form = EntryForm(request.user, request.POST, request.FILES)
+    uploads = request.FILES.getlist("files")
+    if not form.is_valid():
+        discard_uploads(uploads)
+        return render_console(request, "cases/entry.html", {"form": form, "files_dropped": bool(uploads)}, status=200)
+    try:
+        with transaction.atomic():
+            receipt = intake_services.receive(
+                unit=form.cleaned_data["unit"],
+                channel=form.cleaned_data["channel"],
+                files=form.cleaned_data["files"],
+                entered_by=request.user,
+                received_at=form.cleaned_data["received_at"],
+                **form.submission_fields(),
+            )
+            record("submission.enter", actor=request.user, obj=receipt.submission, unit=receipt.submission.unit,
+                   request=request, channel=receipt.submission.channel, code=receipt.code)
+    finally:
+        discard_uploads(uploads)
+    case = services.case_for_submission(receipt.submission)
+    may_open = case is not None and permissions.can(request.user, "case.view", case.unit)
+    return render_console(request, "cases/entry_done.html", {"receipt": receipt, "case": case if may_open else None})
