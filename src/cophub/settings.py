@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -71,6 +72,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_tasks",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "cophub.core",
     "cophub.orgs",
     "cophub.audit",
@@ -89,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cophub.core.middleware.SecurityHeadersMiddleware",
@@ -179,6 +183,8 @@ RATELIMIT_IP_META_KEY = "cophub.core.ratelimits.client_ip"
 COPHUB_RATE_SUBMIT = env("COPHUB_RATE_SUBMIT", "10/10m")
 COPHUB_RATE_TRACK = env("COPHUB_RATE_TRACK", "20/10m")
 COPHUB_RATE_LOGIN = env("COPHUB_RATE_LOGIN", "10/10m")
+# Codes tried at the two-factor step, counted per account and per client address.
+COPHUB_RATE_OTP = env("COPHUB_RATE_OTP", "10/10m")
 
 # --- Auth ------------------------------------------------------------------------
 
@@ -195,6 +201,16 @@ PASSWORD_HASHERS = [
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:queue"
 LOGOUT_REDIRECT_URL = "console:login"
+
+# Two-factor login (TOTP) for staff who can see evidence: "required" or "off".
+COPHUB_STAFF_2FA = env("COPHUB_STAFF_2FA", "required").strip().lower()
+if COPHUB_STAFF_2FA not in {"required", "off"}:
+    # A typo must not switch the second factor off silently.
+    raise ImproperlyConfigured(f'COPHUB_STAFF_2FA must be "required" or "off", not "{COPHUB_STAFF_2FA}"')
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env("COPHUB_TOTP_ISSUER", "cophub")
+# The admin lists devices (to delete a lost one) without showing their secret keys.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

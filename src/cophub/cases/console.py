@@ -1,4 +1,5 @@
-"""What every console view shares: a login, the console's look, and its own error pages.
+"""What every console view shares: a login (with the two-factor step when the
+account needs it), the console's look, and its own error pages.
 
 Console errors are answered inside the console (with its navigation) rather
 than by the public error pages, so a handler who follows a stale link lands
@@ -10,15 +11,17 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from cophub.orgs.permissions import units_for
 
-from . import permissions
+from . import permissions, two_factor
 
 
 def may_enter_reports(user) -> bool:
@@ -42,8 +45,8 @@ def console_error(request, status: int):
     return render_console(request, "cases/error.html", {"title": title, "message": message}, status=status)
 
 
-def console_view(view):
-    """Require a login; answer 404 and 403 with the console's own page."""
+def _console_errors(view):
+    """Answer 404 and 403 with the console's own page."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
@@ -54,4 +57,31 @@ def console_view(view):
         except PermissionDenied:
             return console_error(request, 403)
 
-    return login_required(wrapped)
+    return wrapped
+
+
+def two_factor_step_url(request) -> str:
+    """Where a session that still owes its code goes: the code, or enrolment when there is no device yet."""
+    name = "console:otp" if two_factor.confirmed_device(request.user) else "console:otp_enrol"
+    return reverse(name)
+
+
+def _two_factor_required(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not two_factor.passed(request):
+            # Same shape as the log-in redirect, so the page asked for is reached afterwards.
+            return redirect_to_login(request.get_full_path(), two_factor_step_url(request))
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def console_view(view):
+    """Require a login and, for staff who can see evidence, the two-factor step."""
+    return login_required(_two_factor_required(_console_errors(view)))
+
+
+def console_login_step(view):
+    """The two-factor pages themselves: a password login is enough to reach them."""
+    return login_required(_console_errors(view))

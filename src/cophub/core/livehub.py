@@ -53,6 +53,7 @@ class LiveHub:
         self.data_dir = Path(tempfile.mkdtemp(prefix="cophub-live-"))
         self.logins: dict[str, str] = {}
         self.output: list[str] = []
+        self.env: dict[str, str] = {}  # the environment `cophub serve` runs with (data folder, database)
         self._own_database: str | None = None
         self._ready = threading.Event()
 
@@ -87,6 +88,7 @@ class LiveHub:
         if database:
             env["DATABASE_URL"] = database
         env.update(self.extra_env)
+        self.env = env
         command = [sys.executable, "-m", "cophub", "serve", "--port", str(self.port), *self.serve_args]
         if self.demo:
             command.append("--demo")
