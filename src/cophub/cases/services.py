@@ -211,32 +211,33 @@ def assign(case: Case, assignee, actor) -> Case:
     return case
 
 
+def _change_field(case: Case, field_name: str, value: str, actor, kind: str, **also) -> Case:
+    """Change one classification field, with its timeline event and audit row."""
+    require(actor, "case.edit", case)
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    previous = getattr(case, field_name)
+    setattr(case, field_name, value)
+    for name, compute in also.items():
+        setattr(case, name, compute(case))
+    case.save(update_fields=[field_name, *also, "updated_at"])
+    change = {"from": previous, "to": value}
+    _event(case, kind, actor, **change)
+    record(f"case.{field_name}", actor=actor, obj=case, unit=case.unit, **change)
+    return case
+
+
 @transaction.atomic
 def set_priority(case: Case, priority: str, actor) -> Case:
-    require(actor, "case.edit", case)
-    Priority(priority)
-    case = Case.objects.select_for_update().get(pk=case.pk)
-    previous = case.priority
-    case.priority = priority
-    case.sla_due_at = sla_due(priority, case.created_at)
-    case.save(update_fields=["priority", "sla_due_at", "updated_at"])
-    _event(case, EventKind.PRIORITY, actor, **{"from": previous, "to": priority})
-    record("case.priority", actor=actor, obj=case, unit=case.unit, **{"from": previous, "to": priority})
-    return case
+    Priority(priority)  # refuses an unknown priority
+    return _change_field(case, "priority", priority, actor, EventKind.PRIORITY,
+                         sla_due_at=lambda c: sla_due(c.priority, c.created_at))
 
 
 @transaction.atomic
 def set_category(case: Case, category: str, actor) -> Case:
-    require(actor, "case.edit", case)
     if category not in BY_CODE:
         raise ValueError(f"unknown category {category}")
-    case = Case.objects.select_for_update().get(pk=case.pk)
-    previous = case.category
-    case.category = category
-    case.save(update_fields=["category", "updated_at"])
-    _event(case, EventKind.CATEGORY, actor, **{"from": previous, "to": category})
-    record("case.category", actor=actor, obj=case, unit=case.unit, **{"from": previous, "to": category})
-    return case
+    return _change_field(case, "category", category, actor, EventKind.CATEGORY)
 
 
 @transaction.atomic
