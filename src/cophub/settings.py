@@ -63,7 +63,7 @@ ALLOWED_HOSTS = [h.strip() for h in env("COPHUB_ALLOWED_HOSTS", "127.0.0.1,local
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("COPHUB_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "cophub.core.admin_apps.HubAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

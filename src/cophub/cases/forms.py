@@ -1,4 +1,4 @@
-"""Forms of the staff console: queue filters, case actions and staff entry."""
+"""Forms of the staff console: the two-factor code, queue filters, case actions and staff entry."""
 
 from __future__ import annotations
 
@@ -24,6 +24,32 @@ def unit_choices(units) -> list[tuple[str, str]]:
     units = list(units)
     top = min((u.path.count("/") for u in units), default=0)
     return [(str(u.pk), "— " * (u.path.count("/") - top) + u.name) for u in units]
+
+
+class OneTimeCodeInput(forms.TextInput):
+    """Comes back empty after a refusal: a wrong or used code is of no use again, the next one is typed afresh."""
+
+    def format_value(self, value):
+        return None
+
+
+class OTPTokenForm(forms.Form):
+    """The 6-digit code from the authenticator app."""
+
+    otp_token = forms.CharField(
+        label=_("6-digit code"),
+        max_length=20,
+        help_text=_("Open the authenticator app on your phone and type the code it shows now."),
+        widget=OneTimeCodeInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True,
+                                       "pattern": "[0-9 ]*", "size": 8}),
+    )
+
+    def clean_otp_token(self) -> str:
+        # Apps show the code as "123 456"; people copy it with the space.
+        token = "".join(self.cleaned_data["otp_token"].split())
+        if not (token.isascii() and token.isdigit() and len(token) == 6):
+            raise forms.ValidationError(_("Enter the 6 digits the app shows, without letters."))
+        return token
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,10 +11,12 @@ from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
@@ -25,10 +28,10 @@ from cophub.evidence.services import discard_uploads
 from cophub.intake import services as intake_services
 from cophub.intake.models import Channel
 
-from . import permissions, services, workflow
-from .console import console_error, console_view, render_console
-from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, MergeForm, MessageForm, NoteForm, QueueFilterForm,
-                    TransitionForm, entry_units)
+from . import permissions, services, two_factor, workflow
+from .console import console_error, console_login_step, console_view, render_console
+from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
+                    QueueFilterForm, TransitionForm, entry_units)
 from .models import EventKind, Priority, State
 
 QUEUE_PAGE_SIZE = 50
@@ -49,6 +52,94 @@ def login_view(request):
 
 
 logout_view = LogoutView.as_view()
+
+
+# --- The two-factor step (staff who can see evidence) --------------------------------------------
+
+OTP_RATE_GROUP = "console.otp"
+
+
+def _otp_rate(group, request) -> str:
+    return settings.COPHUB_RATE_OTP
+
+
+def _otp_rate_limited(view):
+    """Count code attempts per account and per client address, across the code and enrolment pages.
+
+    Per account, so one stolen password cannot be tried from many addresses;
+    per address, so one machine cannot walk through many accounts.
+    django-otp's own back-off on the device comes on top.
+    """
+    view = ratelimit(group=OTP_RATE_GROUP, key="user", rate=_otp_rate, method="POST", block=False)(view)
+    return ratelimit(group=OTP_RATE_GROUP, key="ip", rate=_otp_rate, method="POST", block=False)(view)
+
+
+def _next_url(request) -> str:
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return wanted
+    return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+def _to_step(request, name: str):
+    """Move between the code and enrolment pages, keeping where the user was going."""
+    wanted = request.GET.get("next", "")
+    return redirect(f"{reverse(name)}?{urlencode({'next': wanted})}" if wanted else reverse(name))
+
+
+OTP_REFUSALS = {
+    two_factor.WRONG_CODE: gettext_lazy("That code is not right. Type the newest code the app shows; if it keeps failing, "
+                                        "check that the phone sets its clock automatically."),
+    two_factor.THROTTLED: gettext_lazy("Too many wrong codes in a row. Wait a few seconds (the wait doubles after each "
+                                       "wrong code), then type the newest code."),
+}
+
+
+def _code_step(request, device, template: str, context: dict):
+    """The form both pages share: show it, or check the posted code and go on to the page asked for."""
+    context = {**context, "next": _next_url(request), "two_factor_step": True}
+    if request.method == "GET":
+        return render_console(request, template, {**context, "form": OTPTokenForm()})
+    if getattr(request, "limited", False):
+        refusal = _("Too many codes were tried. Please wait a few minutes and try again.")
+        return render_console(request, template, {**context, "form": OTPTokenForm(), "refusal": refusal}, status=429)
+    form = OTPTokenForm(request.POST)
+    if form.is_valid():
+        outcome = two_factor.check_code(request, device, form.cleaned_data["otp_token"])
+        if outcome == two_factor.VERIFIED:
+            return redirect(context["next"])
+        form.add_error("otp_token", OTP_REFUSALS[outcome])
+    return render_console(request, template, {**context, "form": form})
+
+
+@console_login_step
+@require_http_methods(["GET", "POST"])
+@_otp_rate_limited
+def otp_view(request):
+    """After the password: the code from the authenticator app."""
+    if two_factor.passed(request):
+        return redirect(_next_url(request))
+    device = two_factor.confirmed_device(request.user)
+    if device is None:
+        return _to_step(request, "console:otp_enrol")
+    return _code_step(request, device, "cases/otp.html", {})
+
+
+@console_login_step
+@require_http_methods(["GET", "POST"])
+@_otp_rate_limited
+def otp_enrol_view(request):
+    """First log-in of an account that needs the second factor: set up the app, confirm with a first code."""
+    if two_factor.passed(request):
+        return redirect(_next_url(request))
+    if two_factor.confirmed_device(request.user):
+        # Enrolment closes once a device is confirmed; a lost phone is reset by an administrator,
+        # otherwise anyone holding the password alone could enrol a phone of their own.
+        return _to_step(request, "console:otp")
+    device = two_factor.pending_device(request.user)
+    secret = two_factor.base32_secret(device)
+    context = {"qr_code": two_factor.qr_data_uri(device), "secret": two_factor.grouped(secret)}
+    return _code_step(request, device, "cases/otp_enrol.html", context)
 
 
 # --- The queue -------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOGIN_LINE = re.compile(r"login: (\S+)\s+password: (\S+)\s+role: (\S+)")
+# Appended to the login line of demo accounts with two-factor login: the base32 TOTP key.
+TOTP_PART = re.compile(r"totp: (\S+)")
 READY_LINE = "cophub is ready at"
 
 
@@ -52,6 +54,7 @@ class LiveHub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix="cophub-live-"))
         self.logins: dict[str, str] = {}
+        self.totp: dict[str, str] = {}  # username -> base32 key, for accounts with two-factor login
         self.output: list[str] = []
         self.env: dict[str, str] = {}  # the environment `cophub serve` runs with (data folder, database)
         self._own_database: str | None = None
@@ -105,6 +108,9 @@ class LiveHub:
             match = LOGIN_LINE.search(line)
             if match:
                 self.logins[match.group(1)] = match.group(2)
+                totp = TOTP_PART.search(line)
+                if totp:
+                    self.totp[match.group(1)] = totp.group(1)
             if READY_LINE in line:
                 self._ready.set()
 

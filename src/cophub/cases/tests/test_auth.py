@@ -7,9 +7,10 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from cophub.audit.models import AuditEvent
+from cophub.cases import two_factor
 from cophub.conftest import make_user
 
-from .helpers import report_case
+from .helpers import current_code, log_in, report_case
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery 1"
@@ -30,8 +31,13 @@ def test_login_page_in_vietnamese_by_default_and_english_on_request(client):
 
 
 def test_login_then_the_queue_and_audit(client, handler):
+    device = two_factor.ensure_confirmed_device(handler)
     response = client.post(reverse("console:login"), {"username": "nguyen.van.a", "password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == reverse("console:queue")
+    # A handler can see evidence, so the code from the app comes between the password and the queue.
+    code_step = client.get(reverse("console:queue"))
+    assert code_step["Location"] == f"{reverse('console:otp')}?next={reverse('console:queue')}"
+    assert client.post(code_step["Location"], {"otp_token": current_code(device)})["Location"] == reverse("console:queue")
     assert client.get(reverse("console:queue")).status_code == 200
     assert AuditEvent.objects.filter(action="auth.login", actor="nguyen.van.a").count() == 1
 
@@ -57,7 +63,7 @@ def test_login_returns_to_the_page_asked_for_but_never_off_site(client, handler,
 
 
 def test_logout_is_a_post_and_audited(client, handler):
-    client.force_login(handler)
+    log_in(client, handler)
     assert client.get(reverse("console:logout")).status_code == 405
     response = client.post(reverse("console:logout"))
     assert response.status_code == 302 and response["Location"] == reverse("console:login")

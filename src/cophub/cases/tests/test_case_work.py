@@ -11,7 +11,7 @@ from cophub.cases import services, workflow
 from cophub.cases.models import CaseEvent, CaseFile, EventKind
 from cophub.intake.services import add_information
 
-from .helpers import case_of, case_with_image, flash, report, report_case, upload
+from .helpers import case_of, case_with_image, flash, log_in, report, report_case, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def case_url(name, case, *args):
 
 @pytest.fixture
 def handler(client, staff):
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     return staff["handler"]
 
 
@@ -240,7 +240,7 @@ def test_a_pending_preview_shows_as_being_prepared(client, units, handler):
 
 def test_an_observer_reads_the_case_without_forms_or_previews(client, units, staff):
     case = case_with_image(units["school_a"])
-    client.force_login(staff["observer"])
+    log_in(client, staff["observer"])
     response = client.get(case_url("case", case))
     assert response.status_code == 200
     assert response.context["forms"] == {}
@@ -252,7 +252,7 @@ def test_an_observer_reads_the_case_without_forms_or_previews(client, units, sta
 
 def test_a_counsellor_gets_note_message_and_attach_but_not_the_clear_view(client, units, staff):
     case = case_with_image(units["school_a"])
-    client.force_login(staff["counsellor"])
+    log_in(client, staff["counsellor"])
     response = client.get(case_url("case", case))
     assert set(response.context["forms"]) == {"note", "message", "attach"}
     blob = services.submissions_of(case)[0].files.all()[0].blob

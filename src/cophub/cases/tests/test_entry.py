@@ -16,7 +16,7 @@ from cophub.evidence import vault
 from cophub.intake.models import Submission
 from cophub.intake.services import lookup
 
-from .helpers import upload
+from .helpers import log_in, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def entry_data(unit, **overrides):
 
 def test_a_teacher_enters_a_call_and_gets_the_receipt_to_pass_on(client, units, staff):
     teacher = staff["teacher"]
-    client.force_login(teacher)
+    log_in(client, teacher)
     received = timezone.localtime() - timedelta(hours=1)
     data = entry_data(units["school_a"], received_at=received.strftime("%Y-%m-%dT%H:%M"), school=units["school_a"].pk)
     response = client.post(reverse("console:entry"), data)
@@ -68,7 +68,7 @@ def test_a_teacher_enters_a_call_and_gets_the_receipt_to_pass_on(client, units, 
 
 
 def test_a_handler_enters_a_letter_with_a_scan_and_danger(client, units, staff):
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     data = entry_data(units["district"], channel="letter", danger="on")
     data["files"] = [upload("thu-phan-anh.png", png_bytes(colour=(90, 90, 200)))]
     response = client.post(reverse("console:entry"), data)
@@ -83,20 +83,20 @@ def test_a_handler_enters_a_letter_with_a_scan_and_danger(client, units, staff):
 
 @pytest.mark.parametrize("channel", ["phone_111", "phone", "letter", "in_person", "email"])
 def test_every_staff_channel_is_recorded(client, units, staff, channel):
-    client.force_login(staff["counsellor"])
+    log_in(client, staff["counsellor"])
     assert client.post(reverse("console:entry"), entry_data(units["school_b"], channel=channel)).status_code == 200
     assert Submission.objects.get().channel == channel
 
 
 def test_public_channels_cannot_be_chosen_by_staff(client, units, staff):
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     response = client.post(reverse("console:entry"), entry_data(units["school_a"], channel="web_child"))
     assert response.context["form"].errors["channel"]
     assert not Submission.objects.exists()
 
 
 def test_a_time_in_the_future_is_refused(client, units, staff):
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     later = (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     response = client.post(reverse("console:entry"), entry_data(units["school_a"], received_at=later))
     assert response.context["form"].errors["received_at"]
@@ -104,7 +104,7 @@ def test_a_time_in_the_future_is_refused(client, units, staff):
 
 
 def test_a_refused_form_keeps_no_uploaded_file(client, units, staff):
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     data = entry_data(units["school_a"], description="")
     data["files"] = [upload()]
     response = client.post(reverse("console:entry"), data)
@@ -115,7 +115,7 @@ def test_a_refused_form_keeps_no_uploaded_file(client, units, staff):
 
 
 def test_units_offered_are_those_the_user_may_enter_for(client, units, staff):
-    client.force_login(staff["teacher"])
+    log_in(client, staff["teacher"])
     form = client.get(reverse("console:entry")).context["form"]
     assert {value for value, _ in form.fields["unit"].choices} == {str(units[k].pk) for k in ("district", "school_a", "school_b")}
     response = client.post(reverse("console:entry"), entry_data(units["school_c"]))
@@ -124,7 +124,7 @@ def test_units_offered_are_those_the_user_may_enter_for(client, units, staff):
 
 @pytest.mark.parametrize("role", ["it_admin", "observer"])
 def test_roles_without_entry_get_no_form_and_no_link(client, units, staff, role):
-    client.force_login(staff[role])
+    log_in(client, staff[role])
     assert client.get(reverse("console:entry")).status_code == 403
     assert client.post(reverse("console:entry"), entry_data(units["school_a"])).status_code == 403
     assert reverse("console:entry") not in client.get(reverse("console:queue")).content.decode()

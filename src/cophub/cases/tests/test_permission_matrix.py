@@ -21,7 +21,7 @@ from cophub.conftest import make_user, png_bytes
 from cophub.evidence import permissions as evidence_permissions
 from cophub.intake.models import Submission
 
-from .helpers import case_with_image, first_blob, flash, report_case, upload
+from .helpers import case_with_image, first_blob, flash, log_in, report_case, upload
 
 ROLES = ["admin", "handler", "counsellor", "teacher", "it_admin", "observer"]
 ACTIONS = ["case.view", "case.assign", "case.transition", "case.edit", "case.merge", "case.note", "case.message",
@@ -96,7 +96,7 @@ class World:
         self.user = make_user(f"{role}-user", role, units["district"])
         self.case = case_with_image(unit)
         self.blob = first_blob(self.case)
-        client.force_login(self.user)
+        log_in(client, self.user)
 
     def url(self, name, *args):
         return reverse(f"console:{name}", args=[self.case.pk, *args])

@@ -11,7 +11,7 @@ from django.utils import timezone
 from cophub.cases import services, views
 from cophub.cases.models import Case
 
-from .helpers import case_of, report, report_case
+from .helpers import case_of, log_in, report, report_case
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def refs(cases, *names) -> list[str]:
 
 @pytest.fixture
 def as_handler(client, staff):
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     return client
 
 
@@ -115,7 +115,7 @@ def test_paging_keeps_the_filters(as_handler, cases, monkeypatch):
 
 
 def test_the_queue_is_empty_for_roles_that_cannot_view_cases(client, cases, staff):
-    client.force_login(staff["teacher"])
+    log_in(client, staff["teacher"])
     assert shown(client, state="all") == []
 
 

@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter, ImageStat
 from cophub.audit.models import AuditEvent
 from cophub.audit.services import verify
 from cophub.cases import services as case_services
-from cophub.cases.tests.helpers import case_with_image, first_blob, report_case, wav_bytes
+from cophub.cases.tests.helpers import case_with_image, first_blob, log_in, report_case, wav_bytes
 from cophub.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_the_preview_is_grey_blurred_and_never_the_original(client, units, staff
     original = detailed_png()
     case = report_case(units["school_a"], files=[("bang-chung.png", original)])
     blob = first_blob(case)
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
 
     response = client.get(url("evidence_preview", case, blob))
     assert response.status_code == 200
@@ -72,7 +72,7 @@ def test_the_preview_is_grey_blurred_and_never_the_original(client, units, staff
 def test_a_preview_view_is_audited(client, units, staff):
     case = case_with_image(units["school_a"])
     blob = first_blob(case)
-    client.force_login(staff["counsellor"])
+    log_in(client, staff["counsellor"])
     assert client.get(url("evidence_preview", case, blob)).status_code == 200
     event = AuditEvent.objects.get(action="evidence.view_preview")
     assert (event.actor, event.object_type, event.object_id, event.unit_id, event.data["case"]) == (
@@ -82,7 +82,7 @@ def test_a_preview_view_is_audited(client, units, staff):
 
 def test_an_observer_gets_no_preview(client, units, staff):
     case = case_with_image(units["school_a"])
-    client.force_login(staff["observer"])
+    log_in(client, staff["observer"])
     assert client.get(url("evidence_preview", case, first_blob(case))).status_code == 403
     assert not AuditEvent.objects.filter(action="evidence.view_preview").exists()
 
@@ -92,7 +92,7 @@ def test_a_preview_not_ready_yet_is_not_found(client, units, staff):
     blob = first_blob(case)
     blob.preview_status = "pending"
     blob.save(update_fields=["preview_status"])
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     assert client.get(url("evidence_preview", case, blob)).status_code == 404
 
 
@@ -100,7 +100,7 @@ def test_the_clear_view_warns_first_then_serves_the_file_sealed_and_audited(clie
     original = detailed_png(seed=11)
     case = report_case(units["school_a"], files=[("bang-chung.png", original)])
     blob = first_blob(case)
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
 
     warning = client.get(url("evidence_clear", case, blob))
     assert warning.status_code == 200
@@ -126,7 +126,7 @@ def test_the_clear_view_warns_first_then_serves_the_file_sealed_and_audited(clie
 def test_the_clear_view_is_refused_to_roles_without_it(client, units, staff, role):
     case = case_with_image(units["school_a"])
     blob = first_blob(case)
-    client.force_login(staff[role])
+    log_in(client, staff[role])
     assert client.get(url("evidence_clear", case, blob)).status_code == 403
     response = client.post(url("evidence_clear", case, blob))
     assert response.status_code == 403
@@ -137,7 +137,7 @@ def test_the_clear_view_is_refused_to_roles_without_it(client, units, staff, rol
 @pytest.mark.parametrize("role", ["teacher", "it_admin"])
 def test_roles_that_cannot_see_the_case_do_not_learn_it_exists(client, units, staff, role):
     case = case_with_image(units["school_a"])
-    client.force_login(staff[role])
+    log_in(client, staff[role])
     for name in ("evidence_preview", "evidence_clear"):
         assert client.get(url(name, case, first_blob(case))).status_code == 404
 
@@ -148,11 +148,11 @@ def test_a_blob_of_another_case_cannot_be_fetched_through_a_case_you_can_see(cli
     foreign = first_blob(theirs)
     # The province handler may see both cases; the district handler only the first.
     for user in (make_user("handler-province", "handler", units["province"]), make_user("handler-hb", "handler", units["district"])):
-        client.force_login(user)
+        log_in(client, user)
         assert client.get(url("evidence_preview", mine, foreign)).status_code == 404
         assert client.get(url("evidence_clear", mine, foreign)).status_code == 404
         assert client.post(url("evidence_clear", mine, foreign)).status_code == 404
-    client.force_login(make_user("handler-lc", "handler", units["other_district"]))
+    log_in(client, make_user("handler-lc", "handler", units["other_district"]))
     assert client.get(url("evidence_preview", theirs, foreign)).status_code == 200
     assert client.get(url("evidence_preview", mine, first_blob(mine))).status_code == 404
     assert AuditEvent.objects.filter(action="evidence.view_preview").count() == 1
@@ -163,7 +163,7 @@ def test_files_of_a_merged_duplicate_are_reachable_through_the_target(client, un
     duplicate = case_with_image(units["school_a"])
     handler = staff["handler"]
     case_services.merge(duplicate, target, handler, "trùng")
-    client.force_login(handler)
+    log_in(client, handler)
     blob = first_blob(duplicate)
     assert client.get(url("evidence_preview", target, blob)).status_code == 200
     assert url("evidence_preview", target, blob) in client.get(reverse("console:case", args=[target.pk])).content.decode()
@@ -173,7 +173,7 @@ def test_sound_is_played_by_our_page_never_by_itself(client, units, staff):
     case = report_case(units["school_a"], files=[("ghi-am.wav", wav_bytes())])
     blob = first_blob(case)
     assert blob.kind == "audio"
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
 
     case_page = client.get(reverse("console:case", args=[case.pk])).content.decode()
     assert "<audio" not in case_page and "autoplay" not in case_page
@@ -192,7 +192,7 @@ def test_sound_is_played_by_our_page_never_by_itself(client, units, staff):
 
     assert client.get(url("evidence_stream", case, blob)).status_code == 403
     assert client.get(url("evidence_stream", case, blob, "?t=forged")).status_code == 403
-    client.force_login(make_user("handler-2", "handler", units["district"]))
+    log_in(client, make_user("handler-2", "handler", units["district"]))
     assert client.get(stream_url).status_code == 403
     assert AuditEvent.objects.filter(action="evidence.view_clear").count() == 1
 
@@ -200,7 +200,7 @@ def test_sound_is_played_by_our_page_never_by_itself(client, units, staff):
 def test_the_audit_chain_holds_after_evidence_views(client, units, staff):
     case = case_with_image(units["school_a"])
     blob = first_blob(case)
-    client.force_login(staff["handler"])
+    log_in(client, staff["handler"])
     client.get(reverse("console:case", args=[case.pk]))
     client.get(url("evidence_preview", case, blob))
     b"".join(client.post(url("evidence_clear", case, blob)).streaming_content)

@@ -1,6 +1,8 @@
 """`cophub demo`: a demo province, district, two schools, one account per role,
 and a few sample cases. Safe to run again: units and accounts are reused,
-samples are made once, and the accounts get fresh passwords that are printed."""
+samples are made once, and the accounts get fresh passwords that are printed.
+Accounts that need two-factor login get a confirmed TOTP device (kept across
+runs) whose key is printed, so the demo can be logged into at once."""
 
 from __future__ import annotations
 
@@ -77,7 +79,9 @@ class Command(BaseCommand):
             units[code] = unit
         return units
 
-    def _accounts(self, units) -> list[tuple[str, str, str, str]]:
+    def _accounts(self, units) -> list[tuple[str, str, str, str, str]]:
+        from cophub.cases import two_factor
+
         User = get_user_model()
         logins = []
         for username, role, unit_code in ACCOUNTS:
@@ -87,7 +91,8 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = role == Role.ADMIN
             user.save()
             user.memberships.get_or_create(unit=units[unit_code], role=role)
-            logins.append((username, password, role, units[unit_code].name))
+            totp = two_factor.base32_secret(two_factor.ensure_confirmed_device(user, "demo")) if two_factor.required_for(user) else ""
+            logins.append((username, password, role, units[unit_code].name, totp))
         return logins
 
     def _samples(self, units, logins) -> bool:
@@ -134,7 +139,9 @@ class Command(BaseCommand):
         out = self.stdout
         out.write(self.style.SUCCESS(f"Demo hub ready: {units[HOME].name} (with {len(units) - 2} schools)."))
         out.write("Sample cases created." if made else "Sample cases already there; left as they were.")
-        out.write("Demo logins (new passwords on every run of `cophub demo`):")
+        out.write("Demo logins (new passwords on every run of `cophub demo`; a totp key, kept across runs, "
+                  "goes into an authenticator app for accounts with two-factor login):")
         width = max(len(u) for u, *_ in logins)
-        for username, password, role, unit in logins:
-            out.write(f"  login: {username.ljust(width)}  password: {password}  role: {role}  unit: {unit}")
+        for username, password, role, unit, totp in logins:
+            second_factor = f"  totp: {totp}" if totp else ""
+            out.write(f"  login: {username.ljust(width)}  password: {password}  role: {role}  unit: {unit}{second_factor}")
