@@ -236,6 +236,11 @@ def adult(request):
             unit = routed_unit(request)
             if unit is None:
                 return hub_not_ready(request)
+            school = form.cleaned_data.get("school")
+            if school is not None and school.is_within(unit):
+                # The child's own school can act for its pupil; the units above
+                # it still see the case.
+                unit = school
             receipt = services.receive(unit=unit, channel="web_adult", files=files, **form.submission_fields())
             return remember_receipt(request, receipt, child=False)
     unit_code = request.POST.get("unit") or request.cophub_unit_code or (page_unit.code if page_unit else "")

@@ -38,7 +38,8 @@ def test_parent_reports_with_every_detail(client, units):
 
     submission = Submission.objects.get(code=code)
     assert submission.channel == "web_adult" and submission.reporter_kind == "parent"
-    assert submission.school == units["school_b"] and submission.unit == units["province"]
+    # Routed to the child's school, which lies under the hub's unit.
+    assert submission.school == units["school_b"] and submission.unit == units["school_b"]
     assert (submission.age_band, submission.category, submission.how_known) == ("under_9", "grooming", "child_told")
     assert submission.reported_account == "facebook.com/nguoi.la.123"
     assert submission.where_app == "Messenger"
@@ -55,6 +56,17 @@ def test_a_school_link_preselects_that_school_and_routes_there(client, units):
     assert response.status_code == 302
     submission = Submission.objects.get()
     assert submission.unit == units["school_a"] and submission.contact_ok is False
+
+
+def test_a_school_outside_the_pages_unit_does_not_move_the_report(client, units):
+    """On school A's own link, picking school B records B but keeps the case at A:
+    a page never sends a report sideways to a unit it does not serve."""
+    response = client.post("/s/th-hung-vuong/adult/", {"reporter_kind": "parent", "category": "scam",
+                                                        "school": units["school_b"].pk, "unit": "th-hung-vuong",
+                                                        "description": "Trang web giả tặng quà."})
+    assert response.status_code == 302
+    submission = Submission.objects.get()
+    assert submission.school == units["school_b"] and submission.unit == units["school_a"]
 
 
 def test_an_empty_adult_report_is_explained_not_lost(client, units):
