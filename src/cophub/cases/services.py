@@ -277,19 +277,24 @@ def merge(case: Case, into: Case, actor, reason: str = "") -> Case:
     return case
 
 
-@transaction.atomic
 def attach_files(case: Case, files, actor):
     """Staff add evidence to a case; returns (accepted, refused)."""
     from cophub.evidence import permissions as evidence_permissions
-    from cophub.evidence.services import accept_files
+    from cophub.evidence.services import check_files, discard_checked, store_checked
 
     if not evidence_permissions.can(actor, "evidence.attach", case.unit):
         raise PermissionDenied
-    accepted, refused = accept_files(files)
-    for item in accepted:
-        CaseFile.objects.create(case=case, blob=item.blob, original_name=item.name, added_by=actor)
-        _event(case, EventKind.EVIDENCE, actor, item.name, blob=item.blob.pk)
-        record("evidence.attach", actor=actor, obj=case, unit=case.unit, blob=item.blob.pk, sha256=item.blob.sha256)
+    checked, refused = check_files(files)  # outside the transaction: decoding is slow
+    try:
+        with transaction.atomic():
+            accepted = store_checked(checked)
+            for item in accepted:
+                CaseFile.objects.create(case=case, blob=item.blob, original_name=item.name, added_by=actor)
+                _event(case, EventKind.EVIDENCE, actor, item.name, blob=item.blob.pk)
+                record("evidence.attach", actor=actor, obj=case, unit=case.unit, blob=item.blob.pk, sha256=item.blob.sha256)
+    except BaseException:
+        discard_checked(checked)
+        raise
     return accepted, refused
 
 

@@ -39,34 +39,68 @@ def staged_from(item) -> StagedFile:
     return vault.stage_bytes(data, original_name=name)
 
 
-def accept_files(items: Iterable, *, max_files: int | None = None) -> tuple[list[Accepted], list[Refused]]:
-    """Inspect staged files; store those that pass, inside the caller's transaction.
+@dataclass
+class Checked:
+    """A staged file that passed inspection, ready to be stored."""
 
-    Refused files are discarded (they were only ever on disk encrypted) and
-    come back with a message in the active language.
+    staged: StagedFile
+    name: str
+    inspection: Inspection
+
+
+def check_files(items: Iterable, *, max_files: int | None = None) -> tuple[list[Checked], list[Refused]]:
+    """Inspect staged files, before any transaction.
+
+    Decrypting and fully decoding a picture takes tens of milliseconds; done
+    inside the transaction it would hold SQLite's single write lock (and the
+    audit head row on PostgreSQL) for all of that time. Refused files are
+    discarded (they were only ever on disk encrypted) and come back with a
+    message in the active language.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("accept_files must run inside the transaction that records the files' owner")
     limit = settings.COPHUB_MAX_FILES_PER_SUBMISSION if max_files is None else max_files
-    accepted: list[Accepted] = []
+    checked: list[Checked] = []
     refused: list[Refused] = []
     for index, item in enumerate(items):
         staged = staged_from(item)
         name = _display_name(staged.original_name)
         result: Inspection = refuse("too_many_files", limit=limit) if index >= limit else inspect(staged)
-        if not result.ok:
+        if result.ok:
+            checked.append(Checked(staged, name, result))
+        else:
             staged.discard()
             refused.append(Refused(name, result.refusal, result.message(name)))
-            continue
-        blob, created = vault.commit_staged(staged, mime=result.mime, kind=result.kind, width=result.width, height=result.height)
+    return checked, refused
+
+
+def store_checked(checked: Iterable[Checked]) -> list[Accepted]:
+    """Store inspected files, inside the transaction that records their owner."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("store_checked must run inside the transaction that records the files' owner")
+    accepted: list[Accepted] = []
+    for item in checked:
+        result = item.inspection
+        blob, created = vault.commit_staged(item.staged, mime=result.mime, kind=result.kind, width=result.width, height=result.height)
         if created and blob.kind == "image":
             from .tasks import make_preview
 
             # Enqueued in the same transaction: with the database task
             # backend the job exists exactly when the blob does.
             make_preview.enqueue(blob.pk)
-        accepted.append(Accepted(blob, name, created))
-    return accepted, refused
+        accepted.append(Accepted(blob, item.name, created))
+    return accepted
+
+
+def accept_files(items: Iterable, *, max_files: int | None = None) -> tuple[list[Accepted], list[Refused]]:
+    """Inspect and store in one call, inside the caller's transaction (small files, staff tools)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("accept_files must run inside the transaction that records the files' owner")
+    checked, refused = check_files(items, max_files=max_files)
+    return store_checked(checked), refused
+
+
+def discard_checked(checked: Iterable[Checked]) -> None:
+    for item in checked:
+        item.staged.discard()
 
 
 def discard_uploads(items: Iterable) -> None:

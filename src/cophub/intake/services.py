@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import get_language
 
-from cophub.evidence.services import Refused, accept_files, discard_uploads
+from cophub.evidence.services import Refused, check_files, discard_checked, discard_uploads, store_checked
 
 from . import receipts
 from .models import Addendum, Submission, SubmissionFile
@@ -49,7 +49,11 @@ def receive(*, unit, channel: str, files=(), entered_by=None, received_at: datet
         if name in fields:
             fields[name] = clean_text(fields[name])
     phrase = receipts.new_phrase()
+    checked = []
     try:
+        # Pictures are decoded before the transaction opens, so the
+        # database's write lock is never held while they are.
+        checked, refused = check_files(files)
         for attempt in range(5):
             code = receipts.new_code()
             try:
@@ -64,7 +68,7 @@ def receive(*, unit, channel: str, files=(), entered_by=None, received_at: datet
                         language=(get_language() or "vi")[:8],
                         **fields,
                     )
-                    accepted, refused = accept_files(files)
+                    accepted = store_checked(checked)
                     SubmissionFile.objects.bulk_create(
                         [SubmissionFile(submission=submission, blob=a.blob, original_name=a.name) for a in accepted]
                     )
@@ -75,6 +79,7 @@ def receive(*, unit, channel: str, files=(), entered_by=None, received_at: datet
                 if attempt == 4 or Submission.objects.filter(code=code).count() == 0:
                     raise
     except BaseException:
+        discard_checked(checked)
         discard_uploads(files)
         raise
     return Receipt(submission=submission, code=code, phrase=phrase, refused=refused, accepted_files=len(accepted))
@@ -96,18 +101,20 @@ def add_information(submission: Submission, text: str, files=()) -> tuple[Addend
 
     files = list(files)
     text = clean_text(text)
+    checked = []
     try:
+        checked, refused = check_files(files)
+        if not text and not checked:
+            return None, refused, 0
         with transaction.atomic():
             addendum = Addendum.objects.create(submission=submission, text=text)
-            accepted, refused = accept_files(files)
-            if not text and not accepted:
-                transaction.set_rollback(True)
-                return None, refused, 0
+            accepted = store_checked(checked)
             SubmissionFile.objects.bulk_create(
                 [SubmissionFile(submission=submission, addendum=addendum, blob=a.blob, original_name=a.name) for a in accepted]
             )
             record_addendum(submission, addendum, len(accepted))
     except BaseException:
+        discard_checked(checked)
         discard_uploads(files)
         raise
     return addendum, refused, len(accepted)
