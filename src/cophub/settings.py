@@ -217,6 +217,11 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 8
 SESSION_COOKIE_SECURE = env_bool("COPHUB_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS reverse proxy: trust its X-Forwarded-Proto, and tell browsers
+# to come back over HTTPS only (set both once HTTPS works for the whole site).
+if env_bool("COPHUB_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("COPHUB_HSTS_SECONDS", 0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Not "no-referrer": with it browsers send "Origin: null" on same-origin form
 # posts, which the CSRF check rightly refuses. "same-origin" still sends
