@@ -80,11 +80,14 @@ INSTALLED_APPS = [
     "cophub.evidence",
     "cophub.intake",
     "cophub.cases",
+    "cophub.providers",
+    "ninja",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "cophub.providers.middleware.ApiProblemMiddleware",
     "cophub.core.middleware.RequestSizeLimitMiddleware",
     "cophub.evidence.uploads.DiscardUnclaimedUploadsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -285,6 +288,13 @@ COPHUB_SLA_HOURS = {
     "P3": env_int("COPHUB_SLA_P3_HOURS", 72),
     "P4": env_int("COPHUB_SLA_P4_HOURS", 168),
 }
+
+# --- Provider API ---------------------------------------------------------------------
+
+# Requests per API key (django-ratelimit syntax); over it the API answers 429.
+COPHUB_API_RATE = env("COPHUB_API_RATE", "600/m")
+# Unfinished provider reports are discarded after this many hours.
+COPHUB_API_DRAFT_HOURS = env_int("COPHUB_API_DRAFT_HOURS", 72)
 
 LOGGING = {
     "version": 1,

@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from cophub.core import views as core_views
+from cophub.providers.api import api as provider_api
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("lang/<str:code>/", core_views.switch_language, name="switch-language"),
     path("console/", include("cophub.cases.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", provider_api.urls),
     path("", include("cophub.intake.urls")),
 ]
 

@@ -40,11 +40,15 @@ class Receipt:
     accepted_files: int = 0
 
 
-def receive(*, unit, channel: str, files=(), entered_by=None, received_at: datetime | None = None, **fields) -> Receipt:
-    """Store a submission with its files and open its case, atomically."""
+def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received_at: datetime | None = None, **fields) -> Receipt:
+    """Store a submission with its files and open its case, atomically.
+
+    `blobs` are (Blob, name) pairs already in the vault (the provider API
+    stores a draft report's files as they are uploaded).
+    """
     from cophub.cases.services import open_for_submission
 
-    files = list(files)
+    files, blobs = list(files), list(blobs)
     for name in TEXT_FIELDS:
         if name in fields:
             fields[name] = clean_text(fields[name])
@@ -71,6 +75,7 @@ def receive(*, unit, channel: str, files=(), entered_by=None, received_at: datet
                     accepted = store_checked(checked)
                     SubmissionFile.objects.bulk_create(
                         [SubmissionFile(submission=submission, blob=a.blob, original_name=a.name) for a in accepted]
+                        + [SubmissionFile(submission=submission, blob=blob, original_name=name) for blob, name in blobs]
                     )
                     open_for_submission(submission)
                 break

@@ -31,6 +31,7 @@ UNITS = [
      ("Thầy Trần Văn Minh", "0225 3745 333", "", "Thứ Ba và Thứ Năm, 14:00–16:00")),
 ]
 HOME = "phong-gddt-hong-bang"
+DEMO_PROVIDER = "Nền tảng mẫu (sandbox)"
 
 ACCOUNTS = [
     # username, role, unit code
@@ -67,6 +68,7 @@ class Command(BaseCommand):
             logins = self._accounts(units)
         made = self._samples(units, logins)
         self._print(units, logins, made)
+        self.stdout.write(f"sandbox key: {self._sandbox_key(units[HOME])}")
 
     def _units(self) -> dict[str, Unit]:
         units: dict[str, Unit] = {}
@@ -134,6 +136,18 @@ class Command(BaseCommand):
         for state in ("triaged", "assessing", "resolved"):
             cases.transition(done, state, handler, "Trang đã bị gỡ." if state == "resolved" else "")
         return True
+
+    def _sandbox_key(self, district) -> str:
+        """A fresh sandbox key for the demo provider; the previous ones stop working."""
+        from cophub.providers import keys
+        from cophub.providers.models import Provider
+
+        with transaction.atomic():
+            provider, _ = Provider.objects.get_or_create(name=DEMO_PROVIDER, defaults={"unit": district, "contact_email": "api@nen-tang-mau.example"})
+            for old in provider.keys.filter(sandbox=True).exclude(revoked_at__lte=timezone.now()):
+                keys.revoke_key(old, actor="demo")
+            _, plaintext = keys.issue_key(provider, ["reports:write", "hashes:read"], sandbox=True, actor="demo")
+        return plaintext
 
     def _print(self, units, logins, made) -> None:
         out = self.stdout

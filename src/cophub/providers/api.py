@@ -1,0 +1,236 @@
+"""The provider API under /api/v1/ (django-ninja): reports and their files.
+
+Every operation answers JSON; every error is an RFC 9457 problem document
+with a stable `code` (see problems.py and docs/api.md). Handlers return
+HttpResponse objects so the idempotency layer can store and replay the exact
+bytes that were sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pydantic
+from django.conf import settings
+from django.http import Http404
+from django.utils import translation
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django_ratelimit.core import is_ratelimited
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import HttpBearer
+
+from cophub.cases.services import public_status
+
+from . import keys, services
+from .idempotency import idempotent
+from .models import ApiKey, ProviderReport, ReportFile, ReportState, Scope
+from .problems import ApiProblem, api_language, json_response, problem_response
+from .schemas import BatchIn, BatchOut, FileMetadata, FileOut, HashOnlyFileIn, Problem, ReportIn, ReportOut
+
+log = logging.getLogger(__name__)
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _rate_period_seconds(rate: str) -> int:
+    """The window of a django-ratelimit rate such as "600/m" or "10/10m"."""
+    match = re.fullmatch(r"\d+/(\d*)([smhd])", rate.strip())
+    if not match:
+        return 60
+    return int(match.group(1) or 1) * PERIODS[match.group(2)]
+
+
+class ApiKeyBearer(HttpBearer):
+    """`Authorization: Bearer cph_live_…`; also counts the key's rate limit."""
+
+    def authenticate(self, request, token: str) -> ApiKey:
+        # Runs before every operation: what follows (file refusals from the
+        # vault included) speaks the client's language.
+        translation.activate(api_language(request))
+        key = keys.check_key(token)
+        rate = settings.COPHUB_API_RATE
+        if is_ratelimited(request, group="cophub.api", key=lambda group, req: key.prefix, rate=rate, increment=True):
+            raise ApiProblem("request.rate_limited", format_lazy(_("More than {rate} requests for this API key."), rate=rate),
+                             headers={"Retry-After": str(_rate_period_seconds(rate))})
+        return key
+
+
+api = NinjaAPI(
+    title="cophub provider API",
+    version="1",
+    description="Automatic reporting of harmful content by content providers. See docs/api.md.",
+    urls_namespace="api-v1",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+    auth=ApiKeyBearer(),
+)
+
+ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 429: Problem}
+
+
+# --- Errors as problem documents ---------------------------------------------------
+
+
+@api.exception_handler(ApiProblem)
+def _on_problem(request, exc: ApiProblem):
+    return problem_response(exc, request)
+
+
+@api.exception_handler(AuthenticationError)
+def _on_missing_auth(request, exc):
+    return problem_response(ApiProblem("auth.missing_key", headers={"WWW-Authenticate": "Bearer"}), request)
+
+
+def _clean_errors(errors) -> list[dict]:
+    """Pydantic's error list without what JSON cannot carry (exceptions in ctx)."""
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
+
+
+@api.exception_handler(NinjaValidationError)
+def _on_validation(request, exc):
+    return problem_response(ApiProblem("validation.error", errors=_clean_errors(exc.errors)), request)
+
+
+@api.exception_handler(Http404)
+def _on_404(request, exc):
+    return problem_response(ApiProblem("request.not_found"), request)
+
+
+@api.exception_handler(HttpError)
+def _on_http_error(request, exc: HttpError):
+    code = {404: "request.not_found", 405: "request.method_not_allowed", 413: "request.too_large", 429: "request.rate_limited"}.get(exc.status_code, "request.bad")
+    return problem_response(ApiProblem(code), request)
+
+
+@api.exception_handler(Exception)
+def _on_crash(request, exc):
+    log.exception("provider API error on %s", request.path)
+    return problem_response(ApiProblem("server.error"), request)
+
+
+# --- Documents ---------------------------------------------------------------------
+
+
+def _file_document(file: ReportFile) -> dict:
+    return {"id": file.public_id, "sha256": file.sha256, "md5": file.md5, "size": file.size,
+            "original_name": file.original_name, "hash_only": file.blob_id is None, "metadata": file.metadata}
+
+
+def _case_document(report: ProviderReport) -> dict | None:
+    """The case's public step only: no notes, no staff names, no messages."""
+    if report.submission is None:
+        return None
+    status = public_status(report.submission)
+    if status is None:
+        return None
+    return {"step": status.step, "text": status.text, "updated_at": status.updated_at.isoformat()}
+
+
+def report_document(report: ProviderReport) -> dict:
+    base = f"/api/v1/reports/{report.public_id}"
+    state = "expired" if report.is_expired() else report.state
+    links = {"self": base}
+    if state == ReportState.DRAFT:
+        links.update(files=f"{base}/files", finish=f"{base}/finish", retract=f"{base}/retract")
+    return {
+        "id": report.public_id, "state": state, "sandbox": report.sandbox, "incident_type": report.incident_type,
+        "incident_time": report.incident_time.isoformat(), "created_at": report.created_at.isoformat(),
+        "expires_at": report.expires_at.isoformat() if report.state == ReportState.DRAFT else None,
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "retracted_at": report.retracted_at.isoformat() if report.retracted_at else None,
+        "files": [_file_document(f) for f in report.files.all()],
+        "case": _case_document(report),
+        # Filled by takedown work (issue 5); present now so clients can rely on it.
+        "takedown_requests": [],
+        "links": links,
+    }
+
+
+def _writer(request) -> ApiKey:
+    keys.require_scope(request.auth, Scope.REPORTS_WRITE)
+    return request.auth
+
+
+# --- Operations -----------------------------------------------------------------------
+
+
+@api.post("/reports", response={201: ReportOut, **ERRORS}, summary="Open a report (or file it at once with finish: true)", tags=["reports"])
+def create_report(request, payload: ReportIn):
+    key = _writer(request)
+    return idempotent(request, key.provider, lambda: json_response(report_document(services.open_report(key, payload)), 201))
+
+
+@api.post("/reports/batch", response={200: BatchOut, 201: BatchOut, **ERRORS}, summary="Open up to 100 reports, each on its own", tags=["reports"])
+def create_batch(request, payload: BatchIn):
+    key = _writer(request)
+    return idempotent(request, key.provider, lambda: _run_batch(request, key, payload.reports))
+
+
+def _run_batch(request, key: ApiKey, items: list[dict]):
+    """Each item in its own transaction: one bad item does not stop the others."""
+    results = []
+    for index, item in enumerate(items):
+        try:
+            report = services.open_report(key, ReportIn.model_validate(item))
+            results.append({"index": index, "status": 201, "report": report_document(report)})
+        except pydantic.ValidationError as exc:
+            problem = ApiProblem("validation.error", format_lazy(_("Item {index} is not valid; see errors."), index=index), errors=_clean_errors(exc.errors()))
+            results.append({"index": index, "status": problem.status, "problem": problem.document(request)})
+        except ApiProblem as problem:
+            results.append({"index": index, "status": problem.status, "problem": problem.document(request)})
+    failed = sum(1 for r in results if r["status"] >= 400)
+    return json_response({"succeeded": len(results) - failed, "failed": failed, "results": results}, 200 if failed else 201)
+
+
+@api.get("/reports/{report_id}", response={200: ReportOut, **ERRORS}, summary="A report's state as its provider may see it", tags=["reports"])
+def read_report(request, report_id: str):
+    key = _writer(request)
+    return json_response(report_document(services.get_report(key.provider, report_id)))
+
+
+FILE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "metadata": {"type": "string", "description": "Optional JSON object with the fields of the JSON form except the hashes."}}}},
+        # Inlined: the operation reads its body itself, so ninja does not list the model.
+        "application/json": {"schema": HashOnlyFileIn.model_json_schema()},
+    },
+}
+
+
+@api.post("/reports/{report_id}/files", response={201: FileOut, **ERRORS}, summary="Upload a file, or declare one by its hashes",
+          tags=["reports"], openapi_extra={"requestBody": FILE_BODY})
+def add_file(request, report_id: str):
+    key = _writer(request)
+    return idempotent(request, key.provider, lambda: json_response(_file_document(_store_file(request, key, report_id)), 201))
+
+
+def _store_file(request, key: ApiKey, report_id: str) -> ReportFile:
+    try:
+        if request.content_type == "multipart/form-data":
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise ApiProblem("validation.error", _("A multipart upload needs a 'file' field."), errors=[{"loc": ["file"], "msg": "Field required", "type": "missing"}])
+            metadata = FileMetadata.model_validate_json(request.POST.get("metadata") or "{}")
+            return services.add_uploaded_file(key.provider, report_id, upload, metadata)
+        return services.add_hash_only_file(key.provider, report_id, HashOnlyFileIn.model_validate_json(request.body or b"{}"))
+    except pydantic.ValidationError as exc:
+        raise ApiProblem("validation.error", _("The file details are not valid; see errors."), errors=_clean_errors(exc.errors())) from exc
+
+
+@api.post("/reports/{report_id}/finish", response={200: ReportOut, **ERRORS}, summary="File the report into the hub", tags=["reports"])
+def finish_report(request, report_id: str):
+    key = _writer(request)
+    return idempotent(request, key.provider, lambda: json_response(report_document(services.finish_report(key.provider, report_id))))
+
+
+@api.post("/reports/{report_id}/retract", response={200: ReportOut, **ERRORS}, summary="Withdraw a draft (a filed report cannot be)", tags=["reports"])
+def retract_report(request, report_id: str):
+    key = _writer(request)
+    return idempotent(request, key.provider, lambda: json_response(report_document(services.retract_report(key.provider, report_id))))

@@ -1,0 +1,145 @@
+"""Request and response shapes of the provider API (OpenAPI comes from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Schema
+from pydantic import Field, field_validator, model_validator
+
+from cophub.core.categories import AGE_BANDS, CODES
+
+IncidentType = Literal[tuple(CODES)]  # type: ignore[valid-type]
+AgeBand = Literal[tuple(code for code, _ in AGE_BANDS)]  # type: ignore[valid-type]
+ReportAnnotation = Literal["sextortion", "minor_to_minor", "livestream", "trafficking_indicators", "self_generated",
+                           "grooming_indicators", "violent_extremism", "physical_danger", "ai_generated"]
+FileAnnotation = Literal["animated", "ai_generated", "self_generated", "livestream_capture", "screenshot", "physical_harm"]
+Grade = Literal["A1", "A2", "B1", "B2"]
+Text = Field(default="", max_length=20_000)
+
+
+class InternetDetail(Schema):
+    kind: Literal["web_page", "chat", "game", "email", "social", "other"]
+    url: str = Field(default="", max_length=4000)
+    app: str = Field(default="", max_length=200)
+    user_ids: list[str] = Field(default_factory=list, max_length=50)
+    description: str = Text
+
+
+class ReportedUser(Schema):
+    username: str = Field(default="", max_length=300)
+    user_id: str = Field(default="", max_length=300)
+    display_name: str = Field(default="", max_length=300)
+    profile_url: str = Field(default="", max_length=4000)
+    email: str = Field(default="", max_length=300)
+    phone: str = Field(default="", max_length=60)
+
+
+class Victim(Schema):
+    age_band: AgeBand | None = None
+    school: str = Field(default="", max_length=300)
+
+
+class ReporterContact(Schema):
+    name: str = Field(default="", max_length=120)
+    email: str = Field(default="", max_length=254)
+    phone: str = Field(default="", max_length=40)
+
+
+class ReportIn(Schema):
+    incident_type: IncidentType = Field(description="A category code of the hub (ARCHITECTURE.md).")
+    incident_time: datetime = Field(description="ISO 8601, with a time zone.")
+    summary: str = Text
+    escalate_reason: str = Field(default="", max_length=5000, description="Non-empty means urgent: the case opens at P1.")
+    annotations: list[ReportAnnotation] = Field(default_factory=list, max_length=20)
+    internet_details: list[InternetDetail] = Field(default_factory=list, max_length=50)
+    reported_user: ReportedUser | None = None
+    victim: Victim | None = None
+    reporter_contact: ReporterContact | None = None
+    finish: bool = Field(default=False, description="File the report at once (a one-call report).")
+
+    @field_validator("annotations")
+    @classmethod
+    def _distinct(cls, value):
+        return list(dict.fromkeys(value))
+
+
+class FileMetadata(Schema):
+    original_name: str = Field(default="", max_length=200)
+    viewed_by_provider: bool | None = None
+    publicly_available: bool | None = None
+    annotations: list[FileAnnotation] = Field(default_factory=list, max_length=20)
+    grade: Grade | None = None
+    original_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    original_md5: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{32}$")
+    exif: dict | None = None
+
+
+class HashOnlyFileIn(FileMetadata):
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    md5: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{32}$")
+
+    @model_validator(mode="after")
+    def _one_hash(self):
+        if not self.sha256 and not self.md5:
+            raise ValueError("declare at least one of sha256 and md5")
+        return self
+
+
+class FileOut(Schema):
+    id: str
+    sha256: str
+    md5: str
+    size: int | None
+    original_name: str
+    hash_only: bool
+    metadata: dict
+
+
+class CaseStatusOut(Schema):
+    step: str = Field(description="received, working, referred, done or withdrawn")
+    text: str
+    updated_at: datetime
+
+
+class ReportOut(Schema):
+    id: str
+    state: Literal["draft", "finished", "retracted", "expired"]
+    sandbox: bool
+    incident_type: str
+    incident_time: datetime
+    created_at: datetime
+    expires_at: datetime | None
+    finished_at: datetime | None
+    retracted_at: datetime | None
+    files: list[FileOut]
+    case: CaseStatusOut | None
+    takedown_requests: list[dict]
+    links: dict[str, str]
+
+
+class Problem(Schema):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+
+
+class BatchIn(Schema):
+    reports: list[dict] = Field(min_length=1, max_length=100, description="Each item is a ReportIn; items are validated one by one.")
+
+
+class BatchItemOut(Schema):
+    index: int
+    status: int
+    report: ReportOut | None = None
+    problem: Problem | None = None
+
+
+class BatchOut(Schema):
+    succeeded: int
+    failed: int
+    results: list[BatchItemOut]

@@ -1,0 +1,198 @@
+"""Provider reports: drafts, their files, finishing into intake, retracting, expiry.
+
+A draft belongs to its provider only. Finishing hands it to
+`intake.services.receive()` (channel "provider") in one transaction with the
+draft's change of state, so a report is finished exactly when its Submission
+and case exist. Sandbox reports run the same checks but never reach intake.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cophub.audit.services import record
+from cophub.evidence.services import check_files, discard_checked, store_checked
+
+from .models import ApiKey, Provider, ProviderReport, ReportFile, ReportState
+from .problems import ApiProblem
+from .schemas import FileMetadata, HashOnlyFileIn, ReportIn
+
+
+def _public_id(kind: str) -> str:
+    return f"{kind}_{secrets.token_urlsafe(16)}"
+
+
+def draft_lifetime() -> timedelta:
+    return timedelta(hours=settings.COPHUB_API_DRAFT_HOURS)
+
+
+def open_report(key: ApiKey, data: ReportIn) -> ProviderReport:
+    """A new draft; with `finish` set it is filed at once."""
+    now = timezone.now()
+    details = data.model_dump(mode="json", include={"annotations", "internet_details", "reported_user", "victim", "reporter_contact"}, exclude_none=True)
+    with transaction.atomic():
+        report = ProviderReport.objects.create(
+            public_id=_public_id("rpt"), provider=key.provider, sandbox=key.sandbox,
+            incident_type=data.incident_type, incident_time=data.incident_time,
+            summary=data.summary, escalate_reason=data.escalate_reason, details=details,
+            expires_at=now + draft_lifetime(),
+        )
+        record("provider_report.opened", actor=f"provider:{key.provider.pk}", obj=report, unit=key.provider.unit, key=key.prefix, sandbox=key.sandbox)
+        if data.finish:
+            report = finish_report(key.provider, report.public_id)
+    return report
+
+
+def get_report(provider: Provider, public_id: str) -> ProviderReport:
+    """The provider's own report; another provider's is as missing as a wrong id."""
+    report = ProviderReport.objects.filter(provider=provider, public_id=public_id).select_related("submission").first()
+    if report is None:
+        raise ApiProblem("report.not_found")
+    return report
+
+
+def _locked_draft(provider: Provider, public_id: str) -> ProviderReport:
+    """The report locked for change; refuses anything that is not a live draft."""
+    get_report(provider, public_id)
+    report = ProviderReport.objects.select_for_update().select_related("provider__unit").get(provider=provider, public_id=public_id)
+    if report.state == ReportState.FINISHED:
+        raise ApiProblem("report.already_finished")
+    if report.state == ReportState.RETRACTED:
+        raise ApiProblem("report.already_retracted")
+    if report.is_expired():
+        raise ApiProblem("report.expired")
+    return report
+
+
+def add_uploaded_file(provider: Provider, public_id: str, upload, metadata: FileMetadata) -> ReportFile:
+    """Inspect an uploaded (already encrypted) file and keep it in the vault with the draft.
+
+    A staged file's data key lives only in this request's memory, so the file
+    goes into the vault now, not at finish; the draft row is what keeps it.
+    """
+    get_report(provider, public_id)  # a wrong id costs no inspection
+    checked, refused = check_files([upload], max_files=1)
+    if refused:
+        raise ApiProblem("file.refused", refused[0].message, reason=refused[0].code)
+    try:
+        with transaction.atomic():
+            report = _locked_draft(provider, public_id)
+            accepted = store_checked(checked)[0]
+            blob = accepted.blob
+            file = ReportFile.objects.create(
+                public_id=_public_id("file"), report=report, blob=blob, sha256=blob.sha256, md5=blob.md5, size=blob.size,
+                original_name=metadata.original_name or accepted.name, metadata=_file_metadata(metadata),
+            )
+            record("provider_report.file_added", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sha256=blob.sha256)
+    except BaseException:
+        discard_checked(checked)
+        raise
+    return file
+
+
+def add_hash_only_file(provider: Provider, public_id: str, data: HashOnlyFileIn) -> ReportFile:
+    with transaction.atomic():
+        report = _locked_draft(provider, public_id)
+        file = ReportFile.objects.create(
+            public_id=_public_id("file"), report=report, sha256=(data.sha256 or "").lower(), md5=(data.md5 or "").lower(),
+            original_name=data.original_name, metadata=_file_metadata(data),
+        )
+        record("provider_report.file_declared", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sha256=file.sha256, md5=file.md5)
+    return file
+
+
+def _file_metadata(data: FileMetadata) -> dict:
+    return data.model_dump(mode="json", exclude={"original_name", "sha256", "md5"}, exclude_none=True)
+
+
+def finish_report(provider: Provider, public_id: str) -> ProviderReport:
+    from cophub.intake.services import receive
+
+    with transaction.atomic():
+        report = _locked_draft(provider, public_id)
+        if not report.sandbox:
+            blobs = [(f.blob, f.original_name) for f in report.files.exclude(blob=None).select_related("blob")]
+            receipt = receive(unit=provider.unit, channel="provider", blobs=blobs, received_at=timezone.now(), **_submission_fields(report))
+            report.submission = receipt.submission
+        report.state = ReportState.FINISHED
+        report.finished_at = timezone.now()
+        report.save(update_fields=["state", "finished_at", "submission"])
+        record("provider_report.finished", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sandbox=report.sandbox,
+               submission=report.submission.code if report.submission else "")
+    return report
+
+
+def retract_report(provider: Provider, public_id: str) -> ProviderReport:
+    """A draft is withdrawn; a filed report is not (the hub already acts on it)."""
+    with transaction.atomic():
+        report = _locked_draft(provider, public_id)
+        report.state = ReportState.RETRACTED
+        report.retracted_at = timezone.now()
+        report.save(update_fields=["state", "retracted_at"])
+        report.files.all().delete()
+        record("provider_report.retracted", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit)
+    return report
+
+
+def _submission_fields(report: ProviderReport) -> dict:
+    """What a Submission records of a provider report; the rest goes in the description."""
+    details = report.details
+    internet = details.get("internet_details") or []
+    first = internet[0] if internet else {}
+    user = details.get("reported_user") or {}
+    contact = details.get("reporter_contact") or {}
+    return {
+        "category": report.incident_type,
+        "danger": bool(report.escalate_reason),
+        "reporter_kind": "other_adult",
+        "age_band": (details.get("victim") or {}).get("age_band", "") or "",
+        "where_url": first.get("url", ""),
+        "where_app": first.get("app", "")[:200],
+        "reported_account": (user.get("username") or user.get("user_id") or "")[:300],
+        "contact_name": contact.get("name", ""),
+        "contact_email": contact.get("email", ""),
+        "contact_phone": contact.get("phone", ""),
+        "description": _description(report),
+    }
+
+
+def _description(report: ProviderReport) -> str:
+    """The summary, then every detail the provider gave, readable by a handler."""
+    details = report.details
+    lines = [report.summary] if report.summary else []
+    lines.append(f"Nền tảng: {report.provider.name} · báo cáo {report.public_id} · thời điểm sự việc {report.incident_time.isoformat()}")
+    if report.escalate_reason:
+        lines.append(f"KHẨN CẤP: {report.escalate_reason}")
+    if details.get("annotations"):
+        lines.append("Ghi chú: " + ", ".join(details["annotations"]))
+    for item in details.get("internet_details") or []:
+        lines.append("Trên mạng: " + ", ".join(f"{k}={v}" for k, v in item.items() if v))
+    if details.get("reported_user"):
+        lines.append("Người bị báo cáo: " + ", ".join(f"{k}={v}" for k, v in details["reported_user"].items() if v))
+    if (details.get("victim") or {}).get("school"):
+        lines.append(f"Trường của trẻ: {details['victim']['school']}")
+    for file in report.files.filter(blob=None):
+        lines.append(f"Tệp chỉ khai báo mã băm: sha256={file.sha256 or '-'} md5={file.md5 or '-'} {file.original_name}")
+    return "\n".join(lines)
+
+
+def expire_drafts(now=None) -> int:
+    """Delete drafts past their time; returns how many.
+
+    Their vaulted files stay in the vault: blobs are content-addressed and
+    may be shared with other reports, and removing an unreferenced blob is
+    the evidence app's job.
+    """
+    now = now or timezone.now()
+    expired = list(ProviderReport.objects.filter(state=ReportState.DRAFT, expires_at__lte=now).values_list("pk", "public_id", "provider_id"))
+    with transaction.atomic():
+        ReportFile.objects.filter(report_id__in=[pk for pk, _, _ in expired]).delete()
+        ProviderReport.objects.filter(pk__in=[pk for pk, _, _ in expired], state=ReportState.DRAFT).delete()
+        if expired:
+            record("provider_report.drafts_expired", actor="system", count=len(expired), reports=[public_id for _, public_id, _ in expired])
+    return len(expired)
