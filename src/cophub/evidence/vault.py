@@ -292,3 +292,8 @@ def sweep(older_than_seconds: int = 3600) -> int:
 
 def plaintext_io(blob: Blob) -> io.BytesIO:
     return io.BytesIO(read_plaintext(blob))
+
+
+def delete_object(name: str) -> None:
+    if name:
+        _object_path(name).unlink(missing_ok=True)

@@ -164,3 +164,22 @@ def test_sweep_removes_only_unreferenced_objects(settings):
     assert vault.sweep(older_than_seconds=-1) == 2
     assert not orphan.path.exists() and not stray.exists()
     assert vault.read_plaintext(kept.blob) == png_bytes()
+
+
+@pytest.mark.django_db
+def test_release_deletes_only_unreferenced_blobs(units, settings):
+    from cophub.evidence.services import release_blobs
+    from cophub.intake.services import receive
+
+    kept = receive(unit=units["school_a"], channel="web_child", category="scam", files=[("kept.png", png_bytes(20, 20))])
+    kept_blob = kept.submission.files.get().blob
+    (loose,), _ = store(("loose.png", png_bytes(30, 30)))
+    loose.blob.refresh_from_db()
+    loose_path, preview_path = vault.object_path(loose.blob), vault._object_path(loose.blob.preview_name)
+    assert loose_path.exists() and preview_path.exists()
+
+    assert release_blobs([kept_blob.pk, loose.blob.pk]) == 1
+    assert not Blob.objects.filter(pk=loose.blob.pk).exists()
+    assert not loose_path.exists() and not preview_path.exists()
+    assert vault.read_plaintext(Blob.objects.get(pk=kept_blob.pk)) == png_bytes(20, 20)
+    assert release_blobs([kept_blob.pk]) == 0
