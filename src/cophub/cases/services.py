@@ -194,6 +194,7 @@ def transition(case: Case, target: str, actor, reason: str = "") -> Case:
     case.save(update_fields=["state", "updated_at"])
     _event(case, EventKind.STATE, actor, reason, **{"from": previous, "to": target})
     record("case.transition", actor=actor, obj=case, unit=case.unit, **{"from": previous, "to": target, "reason": reason})
+    _announce_to_providers(case)
     return case
 
 
@@ -274,7 +275,15 @@ def merge(case: Case, into: Case, actor, reason: str = "") -> Case:
     _event(case, EventKind.MERGED, actor, reason, into=into.reference, **{"from": previous})
     _event(into, EventKind.MERGED, actor, reason, absorbed=case.reference)
     record("case.merge", actor=actor, obj=case, unit=case.unit, into=into.reference, reason=reason)
+    _announce_to_providers(case)
     return case
+
+
+def _announce_to_providers(case: Case) -> None:
+    """Providers behind the case hear of its new public step, in this transaction (outbox)."""
+    from cophub.providers.webhooks import case_changed  # providers imports this module
+
+    case_changed(case)
 
 
 def attach_files(case: Case, files, actor):

@@ -26,6 +26,8 @@ LOGIN_LINE = re.compile(r"login: (\S+)\s+password: (\S+)\s+role: (\S+)")
 # Appended to the login line of demo accounts with two-factor login: the base32 TOTP key.
 TOTP_PART = re.compile(r"totp: (\S+)")
 READY_LINE = "cophub is ready at"
+# `cophub demo` prints the demo provider's new sandbox API key on a line of its own.
+SANDBOX_LINE = re.compile(r"sandbox key: (\S+)")
 
 
 def free_port() -> int:
@@ -55,6 +57,7 @@ class LiveHub:
         self.data_dir = Path(tempfile.mkdtemp(prefix="cophub-live-"))
         self.logins: dict[str, str] = {}
         self.totp: dict[str, str] = {}  # username -> base32 key, for accounts with two-factor login
+        self.sandbox_key: str | None = None  # the demo provider's sandbox API key (with demo=True)
         self.output: list[str] = []
         self.env: dict[str, str] = {}  # the environment `cophub serve` runs with (data folder, database)
         self._own_database: str | None = None
@@ -111,6 +114,9 @@ class LiveHub:
                 totp = TOTP_PART.search(line)
                 if totp:
                     self.totp[match.group(1)] = totp.group(1)
+            sandbox = SANDBOX_LINE.search(line)
+            if sandbox:
+                self.sandbox_key = sandbox.group(1)
             if READY_LINE in line:
                 self._ready.set()
 

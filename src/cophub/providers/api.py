@@ -13,7 +13,7 @@ import re
 
 import pydantic
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.utils import translation
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -25,11 +25,12 @@ from ninja.security import HttpBearer
 
 from cophub.cases.services import public_status
 
-from . import keys, services
+from . import keys, services, webhooks
 from .idempotency import idempotent
-from .models import ApiKey, ProviderReport, ReportFile, ReportState, Scope
+from .models import ApiKey, ProviderReport, ReportFile, ReportState, Scope, WebhookDelivery, WebhookEndpoint
 from .problems import ApiProblem, api_language, json_response, problem_response
-from .schemas import BatchIn, BatchOut, FileMetadata, FileOut, HashOnlyFileIn, Problem, ReportIn, ReportOut
+from .schemas import (BatchIn, BatchOut, DeliveryPage, FileMetadata, FileOut, HashOnlyFileIn, Problem, ReportIn, ReportOut,
+                      WebhookIn, WebhookList, WebhookOut)
 
 log = logging.getLogger(__name__)
 
@@ -234,3 +235,64 @@ def finish_report(request, report_id: str):
 def retract_report(request, report_id: str):
     key = _writer(request)
     return idempotent(request, key.provider, lambda: json_response(report_document(services.retract_report(key.provider, report_id))))
+
+
+# --- Webhooks ---------------------------------------------------------------------------
+
+DELIVERY_PAGE = 100
+
+
+def _webhook_document(endpoint: WebhookEndpoint, secret: str | None = None) -> dict:
+    document = {"id": endpoint.public_id, "url": endpoint.url, "event_types": endpoint.event_types, "active": endpoint.active,
+                "sandbox": endpoint.sandbox, "created_at": endpoint.created_at.isoformat()}
+    if secret is not None:
+        document["secret"] = secret
+    return document
+
+
+def _delivery_document(delivery: WebhookDelivery) -> dict:
+    def when(value):
+        return value.isoformat() if value else None
+
+    return {"id": delivery.public_id, "endpoint_id": delivery.endpoint.public_id, "event_id": delivery.event.public_id,
+            "event_type": delivery.event.type, "state": delivery.state, "attempts": delivery.attempts,
+            "last_status": delivery.last_status, "last_error": delivery.last_error, "created_at": when(delivery.created_at),
+            "delivered_at": when(delivery.delivered_at), "next_attempt_at": when(delivery.next_attempt_at)}
+
+
+@api.post("/webhooks", response={201: WebhookOut, **ERRORS}, summary="Register a webhook endpoint (the answer holds its secret, once)", tags=["webhooks"])
+def create_webhook(request, payload: WebhookIn):
+    key = _writer(request)
+
+    def register():
+        endpoint, secret = webhooks.register_endpoint(key, payload.url, payload.event_types)
+        return json_response(_webhook_document(endpoint, secret), 201)
+
+    return idempotent(request, key.provider, register)
+
+
+@api.get("/webhooks", response={200: WebhookList, **ERRORS}, summary="The key's webhook endpoints", tags=["webhooks"])
+def list_webhooks(request):
+    key = _writer(request)
+    return json_response({"webhooks": [_webhook_document(e) for e in webhooks.endpoints_of(key)]})
+
+
+@api.get("/webhooks/deliveries", response={200: DeliveryPage, **ERRORS}, summary="The delivery log, newest first", tags=["webhooks"])
+def list_deliveries(request, cursor: str = ""):
+    key = _writer(request)
+    deliveries = webhooks.deliveries_of(key).order_by("-pk")
+    if cursor:
+        # The cursor is the last row id of the previous page; anything else is a bad request.
+        if not cursor.isdigit():
+            raise ApiProblem("validation.error", _("The cursor is not valid."), errors=[{"loc": ["query", "cursor"], "msg": "not a cursor", "type": "value_error"}])
+        deliveries = deliveries.filter(pk__lt=int(cursor))
+    page = list(deliveries[:DELIVERY_PAGE + 1])
+    next_cursor = str(page[DELIVERY_PAGE - 1].pk) if len(page) > DELIVERY_PAGE else None
+    return json_response({"deliveries": [_delivery_document(d) for d in page[:DELIVERY_PAGE]], "next_cursor": next_cursor})
+
+
+@api.delete("/webhooks/{webhook_id}", response={204: None, **ERRORS}, summary="Delete an endpoint: it gets nothing more", tags=["webhooks"])
+def delete_webhook(request, webhook_id: str):
+    key = _writer(request)
+    webhooks.delete_endpoint(key, webhook_id)
+    return HttpResponse(status=204)

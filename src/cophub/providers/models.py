@@ -87,6 +87,9 @@ class ProviderReport(models.Model):
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     retracted_at = models.DateTimeField(null=True, blank=True)
+    # The public case step last announced by webhook: a state change inside
+    # the same step (new -> triaged) announces nothing.
+    notified_step = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,3 +137,75 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "key"], name="providers_idempotency_unique")]
+
+
+class EventType(models.TextChoices):
+    REPORT_STATE_CHANGED = "report.state_changed", _("A report's case changed step")
+    TAKEDOWN_REQUESTED = "takedown.requested", _("A takedown was requested")
+
+
+class WebhookEndpoint(models.Model):
+    """Where the hub POSTs a provider's events; sandbox endpoints get sandbox events only."""
+
+    public_id = models.CharField(max_length=40, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="webhooks", verbose_name=_("provider"))
+    sandbox = models.BooleanField(_("sandbox"), default=False)
+    url = models.URLField(_("URL"), max_length=2000)
+    # The signing secret must be usable to sign, so it cannot be hashed: it is
+    # sealed with AES-GCM under a key derived from the vault master key.
+    sealed_secret = models.BinaryField()
+    event_types = models.JSONField(_("event types"), default=list)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Deleted endpoints are kept so their deliveries stay in the log.
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookEvent(models.Model):
+    public_id = models.CharField(max_length=40, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    sandbox = models.BooleanField(default=False)
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: the outbox row, and the delivery log the provider sees."""
+
+    public_id = models.CharField(max_length=40, unique=True)
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # A sender claims the row with a random token until claimed_until, so one
+    # delivery is never sent by two workers at once.
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="providers_delivery_once_per_endpoint")]

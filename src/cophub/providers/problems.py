@@ -29,6 +29,7 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "report.already_finished": (409, "The report is already finished", _("This report has been filed; it can no longer be changed or retracted.")),
     "report.already_retracted": (409, "The report is already retracted", _("This report was retracted.")),
     "report.expired": (410, "The draft report expired before it was finished", _("This draft was not finished in time and has expired.")),
+    "webhook.not_found": (404, "No such webhook endpoint", _("There is no webhook endpoint with this id for this API key.")),
     "file.refused": (422, "The file was refused", _("The file was refused.")),
     "validation.error": (422, "The request is not valid", _("Some fields are missing or not valid; see errors.")),
     "idempotency.key_reused": (422, "The Idempotency-Key was used with a different request", _("This Idempotency-Key was used with a different request; use a new key.")),

@@ -143,3 +143,44 @@ class BatchOut(Schema):
     succeeded: int
     failed: int
     results: list[BatchItemOut]
+
+
+WebhookEventType = Literal["report.state_changed", "takedown.requested"]
+
+
+class WebhookIn(Schema):
+    url: str = Field(max_length=2000, description="https:// address the hub POSTs events to.")
+    event_types: list[WebhookEventType] = Field(default_factory=lambda: ["report.state_changed", "takedown.requested"], min_length=1, max_length=10)
+
+
+class WebhookOut(Schema):
+    id: str
+    url: str
+    event_types: list[str]
+    active: bool
+    sandbox: bool
+    created_at: datetime
+    secret: str | None = Field(default=None, description="The signing secret; in the registration answer only.")
+
+
+class WebhookList(Schema):
+    webhooks: list[WebhookOut]
+
+
+class DeliveryOut(Schema):
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    state: Literal["pending", "delivered", "failed", "cancelled"]
+    attempts: int
+    last_status: int | None
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class DeliveryPage(Schema):
+    deliveries: list[DeliveryOut]
+    next_cursor: str | None

@@ -119,9 +119,11 @@ def finish_report(provider: Provider, public_id: str) -> ProviderReport:
             blobs = [(f.blob, f.original_name) for f in report.files.exclude(blob=None).select_related("blob")]
             receipt = receive(unit=provider.unit, channel="provider", blobs=blobs, received_at=timezone.now(), **_submission_fields(report))
             report.submission = receipt.submission
+            # The step the finish answer already shows; webhooks announce the next ones.
+            report.notified_step = "received"
         report.state = ReportState.FINISHED
         report.finished_at = timezone.now()
-        report.save(update_fields=["state", "finished_at", "submission"])
+        report.save(update_fields=["state", "finished_at", "submission", "notified_step"])
         record("provider_report.finished", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sandbox=report.sandbox,
                submission=report.submission.code if report.submission else "")
     return report
