@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cophub.audit.services import record
-from cophub.evidence.services import check_files, discard_checked, store_checked
+from cophub.evidence.services import check_files, discard_checked, release_blobs, store_checked
 
 from .models import ApiKey, Provider, ProviderReport, ReportFile, ReportState
 from .problems import ApiProblem
@@ -136,9 +136,24 @@ def retract_report(provider: Provider, public_id: str) -> ProviderReport:
         report.state = ReportState.RETRACTED
         report.retracted_at = timezone.now()
         report.save(update_fields=["state", "retracted_at"])
-        report.files.all().delete()
+        blob_ids = _drop_files(report.files.all())
         record("provider_report.retracted", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit)
+        _release_after_commit(blob_ids)
     return report
+
+
+def _release_after_commit(blob_ids: list[int]) -> None:
+    # Only once the rows that held them are gone for good: a rollback must
+    # never find its blob rows restored but their encrypted objects deleted.
+    if blob_ids:
+        transaction.on_commit(lambda: release_blobs(blob_ids))
+
+
+def _drop_files(files) -> list[int]:
+    """Delete a draft's file rows; returns the blobs they held, to release after commit."""
+    blob_ids = [pk for pk in files.values_list("blob_id", flat=True) if pk]
+    files.delete()
+    return blob_ids
 
 
 def _submission_fields(report: ProviderReport) -> dict:
@@ -184,17 +199,17 @@ def _description(report: ProviderReport) -> str:
 
 
 def expire_drafts(now=None) -> int:
-    """Delete drafts past their time; returns how many.
+    """Delete drafts past their time, and the vaulted files only they held; returns how many.
 
-    Their vaulted files stay in the vault: blobs are content-addressed and
-    may be shared with other reports, and removing an unreferenced blob is
-    the evidence app's job.
+    Blobs are content-addressed and may be shared with other reports:
+    evidence.services.release_blobs deletes only those nothing else refers to.
     """
     now = now or timezone.now()
     expired = list(ProviderReport.objects.filter(state=ReportState.DRAFT, expires_at__lte=now).values_list("pk", "public_id", "provider_id"))
     with transaction.atomic():
-        ReportFile.objects.filter(report_id__in=[pk for pk, _, _ in expired]).delete()
+        blob_ids = _drop_files(ReportFile.objects.filter(report_id__in=[pk for pk, _, _ in expired]))
         ProviderReport.objects.filter(pk__in=[pk for pk, _, _ in expired], state=ReportState.DRAFT).delete()
         if expired:
             record("provider_report.drafts_expired", actor="system", count=len(expired), reports=[public_id for _, public_id, _ in expired])
+        _release_after_commit(blob_ids)
     return len(expired)

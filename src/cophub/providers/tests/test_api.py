@@ -436,3 +436,25 @@ def test_api_needs_no_csrf_token_and_sets_no_cookie(live):
     strict = Client(enforce_csrf_checks=True)
     response = strict.post(REPORTS, data=json.dumps(minimal_report()), content_type="application/json", headers=live.headers())
     assert response.status_code == 201 and not response.cookies
+
+
+@pytest.mark.django_db(transaction=True)
+def test_files_of_retracted_and_expired_drafts_leave_the_vault(live):
+    """A draft's vaulted file goes with the draft, unless another report holds it too."""
+    from cophub.evidence.models import Blob
+
+    retracted_id = open_draft(live)
+    live.post(f"{REPORTS}/{retracted_id}/files", data={"file": io_named(jpeg_bytes(), "a.jpg")})
+    blob = Blob.objects.get()
+    path = vault.object_path(blob)
+    live.post(f"{REPORTS}/{retracted_id}/retract")
+    assert not Blob.objects.exists() and not path.exists()
+
+    shared = jpeg_bytes()
+    kept_id, expired_id = open_draft(live), open_draft(live)
+    for report_id in (kept_id, expired_id):
+        live.post(f"{REPORTS}/{report_id}/files", data={"file": io_named(shared, "b.jpg")})
+    ProviderReport.objects.filter(public_id=expired_id).update(expires_at=timezone.now() - timedelta(minutes=1))
+    call_command("api_expire_drafts", stdout=io.StringIO())
+    assert Blob.objects.count() == 1, "still held by the other draft"
+    assert vault.read_plaintext(Blob.objects.get()) == shared
