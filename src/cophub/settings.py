@@ -295,6 +295,14 @@ COPHUB_SLA_HOURS = {
 COPHUB_API_RATE = env("COPHUB_API_RATE", "600/m")
 # Unfinished provider reports are discarded after this many hours.
 COPHUB_API_DRAFT_HOURS = env_int("COPHUB_API_DRAFT_HOURS", 72)
+# Webhook deliveries: attempts before a delivery is marked failed, and the
+# backoff between attempts (base × factor^(n-1), ±20 % jitter, capped).
+COPHUB_WEBHOOK_MAX_ATTEMPTS = env_int("COPHUB_WEBHOOK_MAX_ATTEMPTS", 12)
+COPHUB_WEBHOOK_BACKOFF_BASE = env_int("COPHUB_WEBHOOK_BACKOFF_BASE", 10)
+COPHUB_WEBHOOK_BACKOFF_FACTOR = env_int("COPHUB_WEBHOOK_BACKOFF_FACTOR", 3)
+COPHUB_WEBHOOK_BACKOFF_MAX = env_int("COPHUB_WEBHOOK_BACKOFF_MAX", 3600)
+# Plain-http endpoints on loopback: for tests and a receiver on the same machine only.
+COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK", False)
 
 LOGGING = {
     "version": 1,

@@ -49,12 +49,8 @@ MAX_RESPONSE_BYTES = 64 * 1024
 SECRET_AAD = b"cophub/providers/webhook-secret/v1"
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def max_attempts() -> int:
-    return int(_setting("COPHUB_WEBHOOK_MAX_ATTEMPTS", 12))
+    return int(settings.COPHUB_WEBHOOK_MAX_ATTEMPTS)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -63,9 +59,9 @@ def backoff_seconds(attempt: int) -> float:
     Jitter spreads the retries of many deliveries that failed together (one
     receiver outage) so they do not all come back in the same second.
     """
-    base = float(_setting("COPHUB_WEBHOOK_BACKOFF_BASE", 10))
-    factor = float(_setting("COPHUB_WEBHOOK_BACKOFF_FACTOR", 3))
-    cap = float(_setting("COPHUB_WEBHOOK_BACKOFF_MAX", 3600))
+    base = float(settings.COPHUB_WEBHOOK_BACKOFF_BASE)
+    factor = float(settings.COPHUB_WEBHOOK_BACKOFF_FACTOR)
+    cap = float(settings.COPHUB_WEBHOOK_BACKOFF_MAX)
     delay = min(cap, base * factor ** (attempt - 1))
     return min(cap, delay * random.uniform(0.8, 1.2))
 
@@ -84,12 +80,12 @@ def check_url(url: str) -> str:
     if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
         raise _url_problem(_("The URL must be an https:// address without credentials."))
     loopback = host == "localhost" or _ip_is(host, "is_loopback")
-    if parts.scheme == "http" and not (loopback and _setting("COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK", False)):
+    if parts.scheme == "http" and not (loopback and settings.COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK):
         raise _url_problem(_("The URL must use https://."))
     # A literal private address would make the hub POST into its own network.
     if not loopback and any(_ip_is(host, flag) for flag in ("is_private", "is_link_local", "is_reserved", "is_multicast", "is_unspecified")):
         raise _url_problem(_("The URL must not point at a private network address."))
-    if loopback and not _setting("COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK", False):
+    if loopback and not settings.COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK:
         raise _url_problem(_("The URL must not point at the hub itself."))
     return url
 
