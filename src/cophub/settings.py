@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "cophub.intake",
     "cophub.cases",
     "cophub.providers",
+    "cophub.federation",
     "ninja",
 ]
 
@@ -303,6 +304,8 @@ COPHUB_WEBHOOK_BACKOFF_FACTOR = env_int("COPHUB_WEBHOOK_BACKOFF_FACTOR", 3)
 COPHUB_WEBHOOK_BACKOFF_MAX = env_int("COPHUB_WEBHOOK_BACKOFF_MAX", 3600)
 # Plain-http endpoints on loopback: for tests and a receiver on the same machine only.
 COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK", False)
+# This hub's public address (https://hub.example), for the webhook receiver it registers at its upstream hubs.
+COPHUB_PUBLIC_URL = env("COPHUB_PUBLIC_URL", "")
 
 LOGGING = {
     "version": 1,

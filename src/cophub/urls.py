@@ -10,6 +10,7 @@ urlpatterns = [
     path("console/", include("cophub.cases.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", provider_api.urls),
+    path("federation/", include("cophub.federation.urls")),
     path("", include("cophub.intake.urls")),
 ]
 

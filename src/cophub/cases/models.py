@@ -78,6 +78,7 @@ class EventKind(models.TextChoices):
     MERGED = "merged", _("Merged")
     PRIORITY = "priority", _("Priority changed")
     CATEGORY = "category", _("Category changed")
+    UPSTREAM = "upstream", _("Upstream hub")
 
 
 class CaseEvent(models.Model):

@@ -316,6 +316,20 @@ def record_addendum(submission, addendum, file_count: int) -> None:
     record("case.addendum", obj=case, unit=case.unit, submission=submission.code)
 
 
+def record_forwarded(case: Case, upstream_name: str, actor) -> CaseEvent:
+    """The case was queued for an upstream hub (federation); call inside its transaction."""
+    event = _event(case, EventKind.UPSTREAM, actor, upstream=upstream_name, forwarded=True)
+    record("case.forwarded", actor=actor, obj=case, unit=case.unit, upstream=upstream_name)
+    return event
+
+
+def record_upstream_state(case: Case, upstream_name: str, step: str, **data) -> CaseEvent:
+    """An upstream hub reported a new public step for the case it received from this hub."""
+    event = _event(case, EventKind.UPSTREAM, SYSTEM, upstream=upstream_name, step=step, **data)
+    record("case.upstream_state", obj=case, unit=case.unit, upstream=upstream_name, step=step, **data)
+    return event
+
+
 def timeline(case: Case):
     return CaseEvent.objects.filter(case=case).select_related("actor").order_by("created_at", "pk")
 

@@ -18,6 +18,7 @@ urlpatterns = [
     path("cases/<int:pk>/assign/", views.assign_view, name="assign"),
     path("cases/<int:pk>/transition/", views.transition_view, name="transition"),
     path("cases/<int:pk>/classify/", views.classify_view, name="classify"),
+    path("cases/<int:pk>/forward/", views.forward_view, name="forward"),
     path("cases/<int:pk>/note/", views.note_view, name="note"),
     path("cases/<int:pk>/message/", views.message_view, name="message"),
     path("cases/<int:pk>/merge/", views.merge_view, name="merge"),

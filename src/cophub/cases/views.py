@@ -25,12 +25,13 @@ from cophub.audit.services import record
 from cophub.core.categories import label as category_label
 from cophub.evidence import permissions as evidence_permissions
 from cophub.evidence.services import discard_uploads
+from cophub.federation.services import forward, forwardings_of
 from cophub.intake import services as intake_services
 from cophub.intake.models import Channel
 
 from . import permissions, services, two_factor, workflow
 from .console import console_error, console_login_step, console_view, render_console
-from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
+from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, ForwardForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
                     QueueFilterForm, TransitionForm, entry_units)
 from .models import EventKind, Priority, State
 
@@ -265,6 +266,10 @@ def _priority_label(code: str) -> str:
     return Priority(code).label if code in Priority.values else code
 
 
+UPSTREAM_STEPS = {"received": gettext_lazy("received"), "working": gettext_lazy("being worked on"),
+                  "referred": gettext_lazy("referred"), "done": gettext_lazy("done"), "withdrawn": gettext_lazy("withdrawn")}
+
+
 def describe_event(event) -> str:
     """One line saying what happened, in the reader's language."""
     data = event.data or {}
@@ -292,6 +297,11 @@ def describe_event(event) -> str:
         return _("The reporter added information (%(count)s file(s)).") % {"count": data.get("files", 0)}
     if kind == EventKind.EVIDENCE:
         return _("Staff attached a file.")
+    if kind == EventKind.UPSTREAM:
+        if data.get("forwarded"):
+            return _("Forwarded to the upstream hub %(name)s.") % {"name": data.get("upstream", "")}
+        step = data.get("step", "")
+        return _("The upstream hub %(name)s reports: %(step)s.") % {"name": data.get("upstream", ""), "step": UPSTREAM_STEPS.get(step, step)}
     if kind == EventKind.NOTE:
         return _("Internal note")
     if kind == EventKind.MESSAGE:
@@ -342,6 +352,10 @@ def _case_forms(request, case, can: dict) -> dict:
         forms["merge"] = MergeForm(case, request.user)
     if can["attach"]:
         forms["attach"] = AttachForm(case)
+    if can["transition"]:
+        forward_form = ForwardForm(case)
+        if forward_form.fields["upstream"].queryset.exists():
+            forms["forward"] = forward_form
     return forms
 
 
@@ -364,6 +378,7 @@ def case_view(request, pk: int):
         "timeline": _timeline(case),
         "merged_cases": list(case.merged_cases.order_by("reference")),
         "target_case": services.effective_case(case) if case.merged_into_id else None,
+        "forwardings": list(forwardings_of(case)),
     }
     return render_console(request, "cases/case.html", context)
 
@@ -427,6 +442,16 @@ def transition_view(request, pk: int):
         return _("The case is now “%(state)s”.") % {"state": case.get_state_display()}
 
     return _case_action(request, pk, _may("case.transition"), lambda case: TransitionForm(case, request.POST), perform)
+
+
+@console_view
+@require_POST
+def forward_view(request, pk: int):
+    def perform(case, data):
+        forward(case, data["upstream"], request.user)
+        return _("The case is queued for the upstream hub %(name)s.") % {"name": data["upstream"].name}
+
+    return _case_action(request, pk, _may("case.transition"), lambda case: ForwardForm(case, request.POST), perform)
 
 
 @console_view

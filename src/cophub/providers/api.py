@@ -14,11 +14,12 @@ import re
 import pydantic
 from django.conf import settings
 from django.http import Http404, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import translation
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import is_ratelimited
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -28,7 +29,7 @@ from cophub.cases.services import public_status
 from . import keys, services, webhooks
 from .idempotency import idempotent
 from .models import ApiKey, ProviderReport, ReportFile, ReportState, Scope, WebhookDelivery, WebhookEndpoint
-from .problems import ApiProblem, api_language, json_response, problem_response
+from .problems import CONTENT_TYPE, ApiProblem, api_language, json_response, problem_response
 from .schemas import (BatchIn, BatchOut, DeliveryPage, FileMetadata, FileOut, HashOnlyFileIn, Problem, ReportIn, ReportOut,
                       WebhookIn, WebhookList, WebhookOut)
 
@@ -60,7 +61,82 @@ class ApiKeyBearer(HttpBearer):
         return key
 
 
-api = NinjaAPI(
+# --- The OpenAPI document ------------------------------------------------------------
+#
+# Every error is an RFC 9457 problem document (problems.py), not the JSON the
+# operations answer with. Operations declare the errors that are theirs
+# (`problems(404, 409, …)`); `CophubApi.get_openapi_schema` adds, once for all,
+# the errors any operation can give, writes every error as
+# application/problem+json with the `Problem` schema and its headers, and
+# documents the Idempotency-Key header on every POST.
+
+# Any operation: an unreadable request, no/bad key, missing scope, a body over
+# the size limit, the rate limit, a fault in the hub.
+COMMON_ERRORS = (400, 401, 403, 413, 429, 500)
+ERROR_TITLES = {400: "The request could not be read (request.bad)", 401: "No API key, or not a valid one (auth.*)",
+                403: "The API key lacks the scope (auth.scope)", 404: "Not found for this API key",
+                405: "The path exists for other methods only (request.method_not_allowed)",
+                409: "Conflicts with the report's state, or the Idempotency-Key is still in use", 410: "The draft expired (report.expired)",
+                413: "The request body is too large (request.too_large)", 422: "Not valid (validation.error, file.refused, idempotency.key_reused)",
+                429: "Too many requests for this API key (request.rate_limited)", 500: "A fault in the hub (server.error)"}
+PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`, when no key was sent.", "schema": {"type": "string"}}},
+    409: {"Retry-After": {"description": "Seconds; with idempotency.in_progress.", "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    429: {"Retry-After": {"description": "Seconds until the rate window ends.", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Any string up to 255 characters (a UUID is a good choice): the same key and request within 24 hours runs once "
+                   "and gets the stored answer back (Idempotent-Replayed: true); see docs/api.md, Idempotency.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+
+
+def problems(*statuses: int) -> dict:
+    """The `response=` entries of an operation's own errors (COMMON_ERRORS come on top)."""
+    return {status: Problem for status in statuses}
+
+
+def _segments_match(template: list[str], other: list[str]) -> bool:
+    return len(template) == len(other) and all(a == b or a.startswith("{") for a, b in zip(template, other))
+
+
+class CophubApi(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
+        paths = schema["paths"]
+        for path, item in paths.items():
+            segments = path.strip("/").split("/")
+            for method, operation in item.items():
+                if method not in ("get", "post", "put", "patch", "delete"):
+                    continue
+                responses = {int(status): value for status, value in operation.get("responses", {}).items()}
+                statuses = set(COMMON_ERRORS)
+                # A path parameter can take the value of a fixed path (GET /reports/batch,
+                # DELETE /webhooks/deliveries): Django routes it there, and that path has no such method.
+                for other_path, other_item in paths.items():
+                    if other_path != path and _segments_match(segments, other_path.strip("/").split("/")) and method not in other_item:
+                        statuses.add(405)
+                for status in sorted(statuses | {int(s) for s in responses if int(s) >= 400}):
+                    response = {"description": ERROR_TITLES.get(status, "A problem document"),
+                                "content": {CONTENT_TYPE: {"schema": problem_ref}}}
+                    if status in PROBLEM_HEADERS:
+                        response["headers"] = PROBLEM_HEADERS[status]
+                    if status == 405:
+                        response["headers"] = {"Allow": {"description": "The methods the path accepts.", "required": True, "schema": {"type": "string"}}}
+                    responses[status] = response
+                operation["responses"] = dict(sorted(responses.items()))
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+        schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items():
+            schema["components"]["schemas"].setdefault(name, definition)
+        schema["components"]["schemas"]["Problem"] = {k: v for k, v in Problem.model_json_schema(ref_template="#/components/schemas/{model}").items() if k != "$defs"}
+        return schema
+
+
+api = CophubApi(
     title="cophub provider API",
     version="1",
     description="Automatic reporting of harmful content by content providers. See docs/api.md.",
@@ -69,8 +145,6 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
     auth=ApiKeyBearer(),
 )
-
-ERRORS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 429: Problem}
 
 
 # --- Errors as problem documents ---------------------------------------------------
@@ -105,6 +179,12 @@ def _on_404(request, exc):
 def _on_http_error(request, exc: HttpError):
     code = {404: "request.not_found", 405: "request.method_not_allowed", 413: "request.too_large", 429: "request.rate_limited"}.get(exc.status_code, "request.bad")
     return problem_response(ApiProblem(code), request)
+
+
+@api.exception_handler(MultiPartParserError)
+def _on_bad_multipart(request, exc):
+    # e.g. `Content-Type: multipart/form-data` without a boundary: the client's fault, not the hub's.
+    return problem_response(ApiProblem("request.bad"), request)
 
 
 @api.exception_handler(Exception)
@@ -159,13 +239,13 @@ def _writer(request) -> ApiKey:
 # --- Operations -----------------------------------------------------------------------
 
 
-@api.post("/reports", response={201: ReportOut, **ERRORS}, summary="Open a report (or file it at once with finish: true)", tags=["reports"])
+@api.post("/reports", response={201: ReportOut, **problems(409, 422)}, summary="Open a report (or file it at once with finish: true)", tags=["reports"])
 def create_report(request, payload: ReportIn):
     key = _writer(request)
     return idempotent(request, key.provider, lambda: json_response(report_document(services.open_report(key, payload)), 201))
 
 
-@api.post("/reports/batch", response={200: BatchOut, 201: BatchOut, **ERRORS}, summary="Open up to 100 reports, each on its own", tags=["reports"])
+@api.post("/reports/batch", response={200: BatchOut, 201: BatchOut, **problems(409, 422)}, summary="Open up to 100 reports, each on its own", tags=["reports"])
 def create_batch(request, payload: BatchIn):
     key = _writer(request)
     return idempotent(request, key.provider, lambda: _run_batch(request, key, payload.reports))
@@ -187,7 +267,7 @@ def _run_batch(request, key: ApiKey, items: list[dict]):
     return json_response({"succeeded": len(results) - failed, "failed": failed, "results": results}, 200 if failed else 201)
 
 
-@api.get("/reports/{report_id}", response={200: ReportOut, **ERRORS}, summary="A report's state as its provider may see it", tags=["reports"])
+@api.get("/reports/{report_id}", response={200: ReportOut, **problems(404)}, summary="A report's state as its provider may see it", tags=["reports"])
 def read_report(request, report_id: str):
     key = _writer(request)
     return json_response(report_document(services.get_report(key.provider, report_id)))
@@ -198,14 +278,15 @@ FILE_BODY = {
     "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary"},
-            "metadata": {"type": "string", "description": "Optional JSON object with the fields of the JSON form except the hashes."}}}},
+            "metadata": {**FileMetadata.model_json_schema(), "description": "Optional: a JSON object with the fields of the JSON form except the hashes."}}},
+            "encoding": {"metadata": {"contentType": "application/json"}}},
         # Inlined: the operation reads its body itself, so ninja does not list the model.
         "application/json": {"schema": HashOnlyFileIn.model_json_schema()},
     },
 }
 
 
-@api.post("/reports/{report_id}/files", response={201: FileOut, **ERRORS}, summary="Upload a file, or declare one by its hashes",
+@api.post("/reports/{report_id}/files", response={201: FileOut, **problems(404, 409, 410, 422)}, summary="Upload a file, or declare one by its hashes",
           tags=["reports"], openapi_extra={"requestBody": FILE_BODY})
 def add_file(request, report_id: str):
     key = _writer(request)
@@ -225,13 +306,13 @@ def _store_file(request, key: ApiKey, report_id: str) -> ReportFile:
         raise ApiProblem("validation.error", _("The file details are not valid; see errors."), errors=_clean_errors(exc.errors())) from exc
 
 
-@api.post("/reports/{report_id}/finish", response={200: ReportOut, **ERRORS}, summary="File the report into the hub", tags=["reports"])
+@api.post("/reports/{report_id}/finish", response={200: ReportOut, **problems(404, 409, 410, 422)}, summary="File the report into the hub", tags=["reports"])
 def finish_report(request, report_id: str):
     key = _writer(request)
     return idempotent(request, key.provider, lambda: json_response(report_document(services.finish_report(key.provider, report_id))))
 
 
-@api.post("/reports/{report_id}/retract", response={200: ReportOut, **ERRORS}, summary="Withdraw a draft (a filed report cannot be)", tags=["reports"])
+@api.post("/reports/{report_id}/retract", response={200: ReportOut, **problems(404, 409, 410, 422)}, summary="Withdraw a draft (a filed report cannot be)", tags=["reports"])
 def retract_report(request, report_id: str):
     key = _writer(request)
     return idempotent(request, key.provider, lambda: json_response(report_document(services.retract_report(key.provider, report_id))))
@@ -260,7 +341,7 @@ def _delivery_document(delivery: WebhookDelivery) -> dict:
             "delivered_at": when(delivery.delivered_at), "next_attempt_at": when(delivery.next_attempt_at)}
 
 
-@api.post("/webhooks", response={201: WebhookOut, **ERRORS}, summary="Register a webhook endpoint (the answer holds its secret, once)", tags=["webhooks"])
+@api.post("/webhooks", response={201: WebhookOut, **problems(409, 422)}, summary="Register a webhook endpoint (the answer holds its secret, once)", tags=["webhooks"])
 def create_webhook(request, payload: WebhookIn):
     key = _writer(request)
 
@@ -271,14 +352,14 @@ def create_webhook(request, payload: WebhookIn):
     return idempotent(request, key.provider, register)
 
 
-@api.get("/webhooks", response={200: WebhookList, **ERRORS}, summary="The key's webhook endpoints", tags=["webhooks"])
+@api.get("/webhooks", response={200: WebhookList}, summary="The key's webhook endpoints", tags=["webhooks"])
 def list_webhooks(request):
     key = _writer(request)
     return json_response({"webhooks": [_webhook_document(e) for e in webhooks.endpoints_of(key)]})
 
 
-@api.get("/webhooks/deliveries", response={200: DeliveryPage, **ERRORS}, summary="The delivery log, newest first", tags=["webhooks"])
-def list_deliveries(request, cursor: str = ""):
+@api.get("/webhooks/deliveries", response={200: DeliveryPage, **problems(422)}, summary="The delivery log, newest first", tags=["webhooks"])
+def list_deliveries(request, cursor: str = Query("", pattern=r"^[0-9]*$", max_length=20, description="next_cursor of the previous page.")):
     key = _writer(request)
     deliveries = webhooks.deliveries_of(key).order_by("-pk")
     if cursor:
@@ -291,7 +372,7 @@ def list_deliveries(request, cursor: str = ""):
     return json_response({"deliveries": [_delivery_document(d) for d in page[:DELIVERY_PAGE]], "next_cursor": next_cursor})
 
 
-@api.delete("/webhooks/{webhook_id}", response={204: None, **ERRORS}, summary="Delete an endpoint: it gets nothing more", tags=["webhooks"])
+@api.delete("/webhooks/{webhook_id}", response={204: None, **problems(404)}, summary="Delete an endpoint: it gets nothing more", tags=["webhooks"])
 def delete_webhook(request, webhook_id: str):
     key = _writer(request)
     webhooks.delete_endpoint(key, webhook_id)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Schema
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
 from cophub.core.categories import AGE_BANDS, CODES
 
@@ -19,7 +19,12 @@ Grade = Literal["A1", "A2", "B1", "B2"]
 Text = Field(default="", max_length=20_000)
 
 
-class InternetDetail(Schema):
+class In(BaseModel):
+    """A request body. Plain pydantic, not ninja's Schema: that one reads any object by its attributes,
+    so a list or a string stood in for a nested object (found by schemathesis' negative_data_rejection)."""
+
+
+class InternetDetail(In):
     kind: Literal["web_page", "chat", "game", "email", "social", "other"]
     url: str = Field(default="", max_length=4000)
     app: str = Field(default="", max_length=200)
@@ -27,7 +32,7 @@ class InternetDetail(Schema):
     description: str = Text
 
 
-class ReportedUser(Schema):
+class ReportedUser(In):
     username: str = Field(default="", max_length=300)
     user_id: str = Field(default="", max_length=300)
     display_name: str = Field(default="", max_length=300)
@@ -36,18 +41,18 @@ class ReportedUser(Schema):
     phone: str = Field(default="", max_length=60)
 
 
-class Victim(Schema):
+class Victim(In):
     age_band: AgeBand | None = None
     school: str = Field(default="", max_length=300)
 
 
-class ReporterContact(Schema):
+class ReporterContact(In):
     name: str = Field(default="", max_length=120)
     email: str = Field(default="", max_length=254)
     phone: str = Field(default="", max_length=40)
 
 
-class ReportIn(Schema):
+class ReportIn(In):
     incident_type: IncidentType = Field(description="A category code of the hub (ARCHITECTURE.md).")
     incident_time: datetime = Field(description="ISO 8601, with a time zone.")
     summary: str = Text
@@ -57,7 +62,15 @@ class ReportIn(Schema):
     reported_user: ReportedUser | None = None
     victim: Victim | None = None
     reporter_contact: ReporterContact | None = None
-    finish: bool = Field(default=False, description="File the report at once (a one-call report).")
+    finish: StrictBool = Field(default=False, description="File the report at once (a one-call report).")
+
+    @field_validator("incident_time", mode="before")
+    @classmethod
+    def _iso_text(cls, value):
+        # pydantic would also read a number as Unix time; the API promises (and documents) ISO 8601 text.
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("incident_time must be an ISO 8601 string")
+        return value
 
     @field_validator("annotations")
     @classmethod
@@ -65,10 +78,10 @@ class ReportIn(Schema):
         return list(dict.fromkeys(value))
 
 
-class FileMetadata(Schema):
+class FileMetadata(In):
     original_name: str = Field(default="", max_length=200)
-    viewed_by_provider: bool | None = None
-    publicly_available: bool | None = None
+    viewed_by_provider: StrictBool | None = None
+    publicly_available: StrictBool | None = None
     annotations: list[FileAnnotation] = Field(default_factory=list, max_length=20)
     grade: Grade | None = None
     original_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
@@ -119,16 +132,25 @@ class ReportOut(Schema):
     links: dict[str, str]
 
 
+class ProblemError(Schema):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class Problem(Schema):
+    """An RFC 9457 problem document (application/problem+json); a code may add members (reason, required_scope)."""
+
     type: str
     title: str
     status: int
     detail: str
-    code: str
+    code: str = Field(description="The stable machine code (docs/api.md, Errors).")
     instance: str | None = None
+    errors: list[ProblemError] | None = Field(default=None, description="With validation.error: what is wrong, field by field.")
 
 
-class BatchIn(Schema):
+class BatchIn(In):
     reports: list[dict] = Field(min_length=1, max_length=100, description="Each item is a ReportIn; items are validated one by one.")
 
 
@@ -148,7 +170,7 @@ class BatchOut(Schema):
 WebhookEventType = Literal["report.state_changed", "takedown.requested"]
 
 
-class WebhookIn(Schema):
+class WebhookIn(In):
     url: str = Field(max_length=2000, description="https:// address the hub POSTs events to.")
     event_types: list[WebhookEventType] = Field(default_factory=lambda: ["report.state_changed", "takedown.requested"], min_length=1, max_length=10)
 
