@@ -425,12 +425,13 @@ PROFILE_LINES = (
 )
 
 
-def summarise_profile(path: Path) -> list[str]:
+def summarise_profile(path: Path, lines=None) -> list[str]:
     """Share of the samples spent in each step of the request path, then the busiest leaves."""
+    lines = PROFILE_LINES if lines is None else lines
     if not path.exists():
         return [f"    (no profile at {path})"]
-    counts = [0] * len(PROFILE_LINES)
-    patterns = [re.compile(p) for _, p in PROFILE_LINES]
+    counts = [0] * len(lines)
+    patterns = [re.compile(p) for _, p in lines]
     leaf: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
@@ -449,7 +450,7 @@ def summarise_profile(path: Path) -> list[str]:
     if not total:
         return ["    (no samples)"]
     rows = [f"    {total} samples (threads busy or waiting on a lock; idle threads left out):"]
-    for (label, _), n in zip(PROFILE_LINES, counts):
+    for (label, _), n in zip(lines, counts):
         if n / total >= 0.005:
             rows.append(f"    {100 * n / total:5.1f}%  {label}")
     rows.append("    busiest functions (self):")

@@ -17,6 +17,7 @@ ReportAnnotation = Literal["sextortion", "minor_to_minor", "livestream", "traffi
 FileAnnotation = Literal["animated", "ai_generated", "self_generated", "livestream_capture", "screenshot", "physical_harm"]
 Grade = Literal["A1", "A2", "B1", "B2"]
 Text = Field(default="", max_length=20_000)
+MAX_INLINE_FILES = 10  # hash-only files declared in the report body itself
 
 
 class In(BaseModel):
@@ -52,32 +53,6 @@ class ReporterContact(In):
     phone: str = Field(default="", max_length=40)
 
 
-class ReportIn(In):
-    incident_type: IncidentType = Field(description="A category code of the hub (ARCHITECTURE.md).")
-    incident_time: datetime = Field(description="ISO 8601, with a time zone.")
-    summary: str = Text
-    escalate_reason: str = Field(default="", max_length=5000, description="Non-empty means urgent: the case opens at P1.")
-    annotations: list[ReportAnnotation] = Field(default_factory=list, max_length=20)
-    internet_details: list[InternetDetail] = Field(default_factory=list, max_length=50)
-    reported_user: ReportedUser | None = None
-    victim: Victim | None = None
-    reporter_contact: ReporterContact | None = None
-    finish: StrictBool = Field(default=False, description="File the report at once (a one-call report).")
-
-    @field_validator("incident_time", mode="before")
-    @classmethod
-    def _iso_text(cls, value):
-        # pydantic would also read a number as Unix time; the API promises (and documents) ISO 8601 text.
-        if not isinstance(value, (str, datetime)):
-            raise ValueError("incident_time must be an ISO 8601 string")
-        return value
-
-    @field_validator("annotations")
-    @classmethod
-    def _distinct(cls, value):
-        return list(dict.fromkeys(value))
-
-
 class FileMetadata(In):
     original_name: str = Field(default="", max_length=200)
     viewed_by_provider: StrictBool | None = None
@@ -98,6 +73,35 @@ class HashOnlyFileIn(FileMetadata):
         if not self.sha256 and not self.md5:
             raise ValueError("declare at least one of sha256 and md5")
         return self
+
+
+class ReportIn(In):
+    incident_type: IncidentType = Field(description="A category code of the hub (ARCHITECTURE.md).")
+    incident_time: datetime = Field(description="ISO 8601, with a time zone.")
+    summary: str = Text
+    escalate_reason: str = Field(default="", max_length=5000, description="Non-empty means urgent: the case opens at P1.")
+    annotations: list[ReportAnnotation] = Field(default_factory=list, max_length=20)
+    internet_details: list[InternetDetail] = Field(default_factory=list, max_length=50)
+    reported_user: ReportedUser | None = None
+    victim: Victim | None = None
+    reporter_contact: ReporterContact | None = None
+    files: list[HashOnlyFileIn] = Field(default_factory=list, max_length=MAX_INLINE_FILES,
+                                        description="Files declared by their hashes alone (at least one of sha256 and md5 each), "
+                                                    "as POST /reports/{id}/files with JSON; stored with the report in one transaction.")
+    finish: StrictBool = Field(default=False, description="File the report at once (a one-call report).")
+
+    @field_validator("incident_time", mode="before")
+    @classmethod
+    def _iso_text(cls, value):
+        # pydantic would also read a number as Unix time; the API promises (and documents) ISO 8601 text.
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("incident_time must be an ISO 8601 string")
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _distinct(cls, value):
+        return list(dict.fromkeys(value))
 
 
 class FileOut(Schema):

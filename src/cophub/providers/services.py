@@ -43,6 +43,8 @@ def open_report(key: ApiKey, data: ReportIn) -> ProviderReport:
             expires_at=now + draft_lifetime(),
         )
         record("provider_report.opened", actor=f"provider:{key.provider.pk}", obj=report, unit=key.provider.unit, key=key.prefix, sandbox=key.sandbox)
+        for item in data.files:  # hash-only files declared inline: the same path as POST /reports/{id}/files
+            _declare_hash_only(key.provider, report, item)
         if data.finish:
             report = finish_report(key.provider, report.public_id)
     return report
@@ -97,12 +99,16 @@ def add_uploaded_file(provider: Provider, public_id: str, upload, metadata: File
 
 def add_hash_only_file(provider: Provider, public_id: str, data: HashOnlyFileIn) -> ReportFile:
     with transaction.atomic():
-        report = _locked_draft(provider, public_id)
-        file = ReportFile.objects.create(
-            public_id=_public_id("file"), report=report, sha256=(data.sha256 or "").lower(), md5=(data.md5 or "").lower(),
-            original_name=data.original_name, metadata=_file_metadata(data),
-        )
-        record("provider_report.file_declared", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sha256=file.sha256, md5=file.md5)
+        return _declare_hash_only(provider, _locked_draft(provider, public_id), data)
+
+
+def _declare_hash_only(provider: Provider, report: ProviderReport, data: HashOnlyFileIn) -> ReportFile:
+    """A file known by its hashes alone, on a draft already locked (or just created) in this transaction."""
+    file = ReportFile.objects.create(
+        public_id=_public_id("file"), report=report, sha256=(data.sha256 or "").lower(), md5=(data.md5 or "").lower(),
+        original_name=data.original_name, metadata=_file_metadata(data),
+    )
+    record("provider_report.file_declared", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sha256=file.sha256, md5=file.md5)
     return file
 
 

@@ -352,6 +352,39 @@ def test_old_idempotency_records_are_forgotten(live):
     assert ProviderReport.objects.count() == 2
 
 
+def test_one_call_report_with_two_inline_hash_only_files(live):
+    files = [{"sha256": "A" * 64, "original_name": "clip.mp4", "grade": "B1", "viewed_by_provider": True},
+             {"md5": "b" * 32, "annotations": ["screenshot"]}]
+    response = live.post(REPORTS, minimal_report(files=files, finish=True), idempotency_key=str(uuid.uuid4()))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "finished" and body["case"]["step"] == "received"
+    assert [(f["sha256"], f["md5"], f["hash_only"], f["size"]) for f in body["files"]] == [("a" * 64, "", True, None), ("", "b" * 32, True, None)]
+    assert body["files"][0]["original_name"] == "clip.mp4" and body["files"][0]["metadata"]["grade"] == "B1"
+    assert body["files"][1]["metadata"]["annotations"] == ["screenshot"]
+    report = ProviderReport.objects.get(public_id=body["id"])
+    assert report.files.count() == 2 and not report.files.exclude(blob=None).exists()
+    submission = report.submission
+    assert submission.channel == "provider" and not submission.files.exists()
+    assert "sha256=" + "a" * 64 in submission.description and "md5=" + "b" * 32 in submission.description
+    # Without finish the files wait on the draft, as if declared one by one.
+    draft = live.post(REPORTS, minimal_report(files=files[:1])).json()
+    assert draft["state"] == "draft" and len(draft["files"]) == 1
+
+
+@pytest.mark.parametrize("files", [
+    [{"sha256": "a" * 64}, {"original_name": "no hash"}],
+    [{"sha256": "a" * 64}, {"md5": "zz"}],
+    [{"sha256": "g" * 64}],
+    [{"sha256": "a" * 64}] * 11,
+    {"sha256": "a" * 64},
+])
+def test_bad_inline_files_refuse_the_whole_report(live, files):
+    body = assert_problem(live.post(REPORTS, minimal_report(files=files, finish=True)), 422, "validation.error")
+    assert any("files" in error["loc"] for error in body["errors"])
+    assert not ProviderReport.objects.exists() and not ReportFile.objects.exists() and not Submission.objects.exists()
+
+
 # --- Batch ---------------------------------------------------------------------------------------------
 
 
@@ -373,6 +406,18 @@ def test_batch_all_valid_is_201_and_over_100_is_refused(live):
     assert response.status_code == 201 and response.json()["succeeded"] == 3
     assert_problem(live.post(f"{REPORTS}/batch", {"reports": [minimal_report()] * 101}), 422, "validation.error")
     assert_problem(live.post(f"{REPORTS}/batch", {"reports": []}), 422, "validation.error")
+
+
+def test_batch_items_may_carry_inline_files(live):
+    items = [minimal_report(files=[{"sha256": "c" * 64}, {"md5": "d" * 32}], finish=True),
+             minimal_report(files=[{"md5": "not-a-hash"}], finish=True)]
+    response = live.post(f"{REPORTS}/batch", {"reports": items})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == [201, 422]
+    assert [f["sha256"] or f["md5"] for f in body["results"][0]["report"]["files"]] == ["c" * 64, "d" * 32]
+    assert body["results"][1]["problem"]["errors"][0]["loc"][0] == "files"
+    assert ReportFile.objects.count() == 2 and Submission.objects.count() == 1
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------------------
