@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -20,9 +21,34 @@ Text = Field(default="", max_length=20_000)
 MAX_INLINE_FILES = 10  # hash-only files declared in the report body itself
 
 
+def storable(value):
+    """Text as the databases can keep it, recursively through lists and objects.
+
+    JSON may carry NUL characters and unpaired surrogate escapes ("\\udaa3");
+    PostgreSQL refuses both (text and jsonb), so they would fail the whole
+    report. NULs are dropped (as the web forms do) and lone surrogates become
+    U+FFFD. Found by schemathesis on PostgreSQL.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    return value
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class In(BaseModel):
     """A request body. Plain pydantic, not ninja's Schema: that one reads any object by its attributes,
     so a list or a string stood in for a nested object (found by schemathesis' negative_data_rejection)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data):
+        return storable(data)
 
 
 class InternetDetail(In):

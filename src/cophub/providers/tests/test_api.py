@@ -503,3 +503,20 @@ def test_files_of_retracted_and_expired_drafts_leave_the_vault(live):
     call_command("api_expire_drafts", stdout=io.StringIO())
     assert Blob.objects.count() == 1, "still held by the other draft"
     assert vault.read_plaintext(Blob.objects.get()) == shared
+
+
+def test_nul_and_lone_surrogates_are_made_storable_not_a_500(live):
+    """PostgreSQL refuses NUL and unpaired surrogates in text and jsonb (schemathesis found it)."""
+    report = minimal_report(
+        summary="Tin nhắn\x00 lạ \udaa3 👍",
+        reported_user={"username": "ke\x00xau", "display_name": "\udc00"},
+        internet_details=[{"kind": "chat", "app": "Zalo\x00", "url": "https://zalo.me/x\udbff"}],
+        finish=True,
+    )
+    response = live.post(REPORTS, report)
+    assert response.status_code == 201, response.content
+    stored = ProviderReport.objects.get(public_id=response.json()["id"])
+    assert stored.summary == "Tin nhắn lạ \ufffd 👍"
+    assert stored.details["reported_user"]["username"] == "kexau"
+    submission = Submission.objects.get()
+    assert "\x00" not in submission.description and submission.where_app == "Zalo"
