@@ -17,7 +17,11 @@ def healthz(request):
     checks = {"database": database_ok()}
     checks["worker"] = checks["database"] and worker_ok()
     status = 200 if all(checks.values()) else 503
-    return JsonResponse({k: "ok" if v else "down" for k, v in checks.items()}, status=status)
+    response = JsonResponse({k: "ok" if v else "down" for k, v in checks.items()}, status=status)
+    # A 503 here is a state report (e.g. while the worker starts), not a
+    # server error: keep it out of django.request's error log.
+    response._has_been_logged = True
+    return response
 
 
 @require_GET
