@@ -26,15 +26,13 @@ from cophub.core.livehub import LiveHub
 # --- Loopback servers (real sockets, real HTTP) ------------------------------------------
 
 
-class Scripted(http.server.ThreadingHTTPServer):
-    """Answers each request with the next (status, headers, body) of `script`; records the requests."""
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """A real HTTP server on a free loopback port, serving from a thread."""
 
     daemon_threads = True
 
-    def __init__(self, script):
-        self.script = list(script)
-        self.seen: list[dict] = []
-        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+    def __init__(self, handler):
+        super().__init__(("127.0.0.1", 0), handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -47,6 +45,15 @@ class Scripted(http.server.ThreadingHTTPServer):
     def __exit__(self, *exc):
         self.shutdown()
         self.server_close()
+
+
+class Scripted(LoopbackServer):
+    """Answers each request with the next (status, headers, body) of `script`; records the requests."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.seen: list[dict] = []
+        super().__init__(_ScriptedHandler)
 
 
 class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
@@ -242,27 +249,13 @@ def test_a_wrong_key_and_a_batch(live_hub):
     assert not bad.ok and bad.error.code == "validation.error" and bad.error.errors[0]["loc"] == ["incident_type"]
 
 
-class _LosingProxy(http.server.ThreadingHTTPServer):
+class _LosingProxy(LoopbackServer):
     """Forwards to the hub, but drops the first answer (closes the connection without replying)."""
-
-    daemon_threads = True
 
     def __init__(self, upstream: str):
         self.upstream = upstream
         self.seen: list[dict] = []
-        super().__init__(("127.0.0.1", 0), _LosingHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
-        self.server_close()
+        super().__init__(_LosingHandler)
 
 
 class _LosingHandler(http.server.BaseHTTPRequestHandler):
