@@ -631,27 +631,25 @@ def print_table(all_cases: list[Case], args, image_info: str) -> None:
         print("first errors:")
         for c, sample in errors[:6]:
             print(f"  {c.database} {c.case}: {sample[:160]}")
-    retries = sum(c.result.retries for c in all_cases if c.result)
-    if retries:
-        print(f"requests re-sent on a keep-alive connection the server had closed (never reached the app): {retries}")
+    print_retries(all_cases)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10, help="length of each measured run (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three cases per database (default 3)")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients (default 8)")
+# --- Shared by the benches (bench/provider_api.py imports these) ----------------------------
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which databases to run on, and how to set up and observe the hubs."""
     parser.add_argument("--databases", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
                         help="a PostgreSQL server to create a fresh database on (dropped afterwards)")
-    parser.add_argument("--image-kb", type=int, default=1024, help="size of the noise JPEG (default 1024)")
-    parser.add_argument("--warmup", type=float, default=2, help="untimed warm-up seconds per form case (default 2)")
-    parser.add_argument("--drain-timeout", type=float, default=60, help="longest wait for the preview backlog (default 60)")
     parser.add_argument("--hub-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the hubs, e.g. COPHUB_WEB_WORKERS=4 (repeatable)")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of round 1 into this folder (slows the server)")
     parser.add_argument("--profile-idle", action="store_true", help="with --profile: include waiting threads (locks, I/O)")
-    args = parser.parse_args(argv)
+
+
+def parse_hub_arguments(parser: argparse.ArgumentParser, args) -> list[str]:
+    """Check the hub arguments; returns the databases to run on."""
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     if any("=" not in item for item in args.hub_env):
         parser.error("--hub-env takes NAME=VALUE")
@@ -663,6 +661,26 @@ def main(argv=None) -> int:
         parser.error("benchmarks only use a PostgreSQL server on this machine")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    return databases
+
+
+def print_retries(all_cases) -> None:
+    retries = sum(c.result.retries for c in all_cases if c.result)
+    if retries:
+        print(f"requests re-sent on a keep-alive connection the server had closed (never reached the app): {retries}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10, help="length of each measured run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three cases per database (default 3)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients (default 8)")
+    parser.add_argument("--image-kb", type=int, default=1024, help="size of the noise JPEG (default 1024)")
+    parser.add_argument("--warmup", type=float, default=2, help="untimed warm-up seconds per form case (default 2)")
+    parser.add_argument("--drain-timeout", type=float, default=60, help="longest wait for the preview backlog (default 60)")
+    add_hub_arguments(parser)
+    args = parser.parse_args(argv)
+    databases = parse_hub_arguments(parser, args)
 
     image, (width, height) = noise_jpeg(args.image_kb * 1024)
     image_info = f"{len(image) / 1048576:.2f} MB JPEG of random noise, {width}×{height} px, + a unique 16-byte trailer per upload"

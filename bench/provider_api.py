@@ -31,21 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import loadgen  # noqa: E402
-from intake import (CORES, NCMEC_2023_REPORTS, NCMEC_PER_SECOND, cpu_delta, cpu_snapshot, healthz_step,  # noqa: E402
-                    hub_shell, server_cpu_line, start_profile, summarise_profile)
+from intake import (CORES, NCMEC_2023_REPORTS, NCMEC_PER_SECOND, add_hub_arguments, cpu_delta, cpu_snapshot,  # noqa: E402
+                    healthz_step, hub_shell, parse_hub_arguments, print_retries, server_cpu_line, start_profile, summarise_profile)
 
 GOAL_RATE, GOAL_P99_MS = 500.0, 100.0
 API_RATE = "1000000/m"
@@ -295,9 +293,7 @@ def print_table(all_cases: list[Case], args) -> None:
     print("same run; ×NCMEC: multiples of the CyberTipline's 2023 average load; CPU: server CPU per successful request in the")
     print("web workers, the task worker and the hub's PostgreSQL backends. Other work on the machine lowers every figure of a")
     print("round alike: compare rows of one run (see the 'rest of machine' column of the round lines).")
-    retries = sum(c.result.retries for c in all_cases if c.result)
-    if retries:
-        print(f"requests re-sent on a keep-alive connection the server had closed (never reached the app): {retries}")
+    print_retries(all_cases)
 
 
 def main(argv=None) -> int:
@@ -305,25 +301,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="length of each measured run (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the two cases per database (default 3)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive clients (default 16)")
-    parser.add_argument("--databases", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
-    parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-                        help="a PostgreSQL server to create a fresh database on (dropped afterwards)")
     parser.add_argument("--warmup", type=float, default=2, help="untimed warm-up seconds (default 2)")
-    parser.add_argument("--hub-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the hubs, e.g. COPHUB_WEB_WORKERS=4 (repeatable)")
-    parser.add_argument("--profile", type=Path, help="record py-spy profiles of round 1 into this folder (slows the server)")
-    parser.add_argument("--profile-idle", action="store_true", help="with --profile: include waiting threads (locks, I/O)")
+    add_hub_arguments(parser)
     args = parser.parse_args(argv)
-    if args.profile:
-        args.profile.mkdir(parents=True, exist_ok=True)
-    databases = [d.strip() for d in args.databases.split(",") if d.strip()]
-    if any("=" not in item for item in args.hub_env):
-        parser.error("--hub-env takes NAME=VALUE")
-    args.hub_env = dict(item.split("=", 1) for item in args.hub_env)
-    if set(databases) - {"sqlite", "postgres"}:
-        parser.error("databases: sqlite, postgres")
-    if urlsplit(args.postgres_url).hostname not in loadgen.LOOPBACK:
-        parser.error("benchmarks only use a PostgreSQL server on this machine")
+    databases = parse_hub_arguments(parser, args)
     estimate = len(databases) * (20 + args.warmup + args.rounds * 2 * (args.seconds + 1))
     print(f"cophub provider API benchmark: {', '.join(databases)}; {args.clients} clients; {args.rounds} rounds × 2 cases × "
           f"{args.seconds:g} s; about {estimate / 60:.0f} min")
