@@ -35,12 +35,13 @@ import secrets
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+import intake  # noqa: E402
 import loadgen  # noqa: E402
 from intake import (CORES, NCMEC_2023_REPORTS, NCMEC_PER_SECOND, add_hub_arguments, cpu_delta, cpu_snapshot,  # noqa: E402
                     healthz_step, hub_shell, parse_hub_arguments, print_retries, server_cpu_line, start_profile, summarise_profile)
@@ -145,29 +146,10 @@ class ReportClient:
 
 
 @dataclass
-class Case:
-    database: str
-    case: str
-    result: loadgen.Result | None = None
-    rounds: list = field(default_factory=list)
-    cpu: dict = field(default_factory=lambda: {"web": 0.0, "tasks": 0.0, "db": 0.0, "other": 0.0, "machine": 0.0, "at": 0.0})
-    ok_by_tag: dict = field(default_factory=dict)
+class Case(intake.Case):
+    """One case on one database (see bench/intake.py), with its storage verdict."""
+
     stored_ok: bool | None = None
-
-    def add(self, result, cpu, tag) -> None:
-        self.rounds.append(result.rate)
-        if self.result is None:
-            self.result = result
-        else:
-            self.result.merge(result)
-        for key, value in cpu.items():
-            self.cpu[key] += value
-        if tag:
-            self.ok_by_tag[tag] = result.ok
-
-    def cpu_ms(self, role: str) -> float:
-        ok = self.result.ok if self.result else 0
-        return 1000 * self.cpu[role] / ok if ok else float("nan")
 
 
 def measure(hub, pg_database, label, clients, seconds, setup, step):
