@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -45,7 +47,11 @@ def _actor_fields(actor) -> tuple[int | None, str]:
 
 
 def record(action: str, *, actor=None, obj=None, object_type: str = "", object_id="", unit=None, request=None, **data) -> AuditEvent:
-    """Append one event to the chain (inside the caller's transaction)."""
+    """Append one event to the chain (inside the caller's transaction).
+
+    Inside `batched()` the event is only built here and appended with the
+    block's other events when the block ends.
+    """
     actor_id, actor_label = _actor_fields(actor)
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
@@ -55,26 +61,65 @@ def record(action: str, *, actor=None, obj=None, object_type: str = "", object_i
         from cophub.core.ratelimits import client_ip
 
         ip = client_ip(request)
-    with transaction.atomic():
-        head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
-        event = AuditEvent(
-            seq=head.seq + 1,
-            at=timezone.now(),
-            actor_id=actor_id,
-            actor=actor_label[:150],
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id or ""),
-            unit_id=getattr(unit, "pk", unit),
-            ip=ip,
-            data=json.loads(json.dumps(data, default=str)),
-            prev_digest=head.digest,
-        )
-        event.digest = compute_digest(head.digest, event)
-        event.save(force_insert=True)
-        head.seq, head.digest = event.seq, event.digest
-        head.save(update_fields=["seq", "digest"])
+    event = AuditEvent(
+        actor_id=actor_id,
+        actor=actor_label[:150],
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        unit_id=getattr(unit, "pk", unit),
+        ip=ip,
+        data=json.loads(json.dumps(data, default=str)),
+    )
+    pending = getattr(_batch, "events", None)
+    if pending is not None:
+        pending.append(event)
+    else:
+        _append([event])
     return event
+
+
+_batch = threading.local()
+
+
+@contextmanager
+def batched():
+    """Collect the events recorded in the block; append them together at its end.
+
+    The chain's head row is locked from the first append until COMMIT, and
+    every audited write in the hub waits for it. A busy path (a provider
+    report writes several rows and events) wraps its work in this, as the
+    last thing inside its transaction, so the lock is taken once and only
+    for the final statements. Nested blocks join the outermost one; if the
+    block raises, its events are dropped with the caller's rollback.
+    """
+    if getattr(_batch, "events", None) is not None:
+        yield
+        return
+    _batch.events = []
+    try:
+        yield
+        events = _batch.events
+    finally:
+        _batch.events = None
+    if events:
+        _append(events)
+
+
+def _append(events: list[AuditEvent]) -> None:
+    # savepoint=False: a failed append must fail the caller's whole
+    # transaction anyway, and a savepoint costs two statements per event.
+    with transaction.atomic(savepoint=False):
+        head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
+        seq, digest = head.seq, head.digest
+        now = timezone.now()
+        for event in events:
+            seq += 1
+            event.seq, event.at, event.prev_digest = seq, now, digest
+            event.digest = digest = compute_digest(digest, event)
+        AuditEvent.objects.bulk_create(events)
+        head.seq, head.digest = seq, digest
+        head.save(update_fields=["seq", "digest"])
 
 
 @dataclass

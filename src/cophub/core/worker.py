@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -47,6 +50,24 @@ def requeue_orphaned_tasks() -> int:
     return requeued
 
 
+def housekeeping() -> dict[str, object]:
+    """Run every job of COPHUB_HOUSEKEEPING once; a failing job does not stop the others.
+
+    Returns each job's result (or the exception it raised), for the log and tests.
+    """
+    results: dict[str, object] = {}
+    for path in settings.COPHUB_HOUSEKEEPING:
+        try:
+            results[path] = import_string(path)()
+        except Exception as exc:  # one broken job must not starve the rest
+            logger.exception("housekeeping job %s failed", path)
+            results[path] = exc
+    done = {path: result for path, result in results.items() if result and not isinstance(result, Exception)}
+    if done:
+        logger.info("housekeeping: %s", ", ".join(f"{path.rsplit('.', 1)[-1]}={result}" for path, result in done.items()))
+    return results
+
+
 class HeartbeatWorker(Worker):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -62,6 +83,9 @@ class HeartbeatWorker(Worker):
 
     def _heartbeat_loop(self) -> None:
         beats = 0
+        # The first round runs a little after start-up, so a fleet of workers
+        # started together does not sweep at the same moment each time.
+        next_housekeeping = time.monotonic() + random.uniform(HEARTBEAT_SECONDS, 2 * HEARTBEAT_SECONDS)
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 self.beat()
@@ -72,6 +96,10 @@ class HeartbeatWorker(Worker):
                 logger.exception("heartbeat failed")
             finally:
                 close_old_connections()
+            if time.monotonic() >= next_housekeeping:
+                housekeeping()
+                close_old_connections()
+                next_housekeeping = time.monotonic() + settings.COPHUB_HOUSEKEEPING_EVERY.total_seconds()
 
     def run(self) -> None:
         self.beat()

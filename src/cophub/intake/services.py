@@ -38,6 +38,8 @@ class Receipt:
     phrase: str
     refused: list[Refused] = field(default_factory=list)
     accepted_files: int = 0
+    # The case opened for it (cases.models.Case), for callers that answer at once.
+    case: object = None
 
 
 def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received_at: datetime | None = None, **fields) -> Receipt:
@@ -77,7 +79,7 @@ def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received
                         [SubmissionFile(submission=submission, blob=a.blob, original_name=a.name) for a in accepted]
                         + [SubmissionFile(submission=submission, blob=blob, original_name=name) for blob, name in blobs]
                     )
-                    open_for_submission(submission)
+                    case = open_for_submission(submission)
                 break
             except IntegrityError:
                 # A code collision (one in 10¹² per pair): draw another code.
@@ -87,7 +89,7 @@ def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received
         discard_checked(checked)
         discard_uploads(files)
         raise
-    return Receipt(submission=submission, code=code, phrase=phrase, refused=refused, accepted_files=len(accepted))
+    return Receipt(submission=submission, code=code, phrase=phrase, refused=refused, accepted_files=len(accepted), case=case)
 
 
 def lookup(code: str, phrase: str) -> Submission | None:

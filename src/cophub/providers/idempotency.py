@@ -44,14 +44,27 @@ def request_digest(request) -> str:
 
 
 def _claim(provider: Provider, key: str, request, digest: str) -> IdempotencyRecord | None:
-    """Insert the in-progress record; None means another one already holds the key."""
-    try:
-        with transaction.atomic():
-            IdempotencyRecord.objects.filter(provider=provider, key=key, created_at__lt=timezone.now() - KEEP_FOR).delete()
-            IdempotencyRecord.objects.create(provider=provider, key=key, method=request.method, path=request.path, request_digest=digest)
-        return None
-    except IntegrityError:
-        return IdempotencyRecord.objects.get(provider=provider, key=key)
+    """Insert the in-progress record; None means this request holds the key now.
+
+    Otherwise the record already holding it comes back. One past KEEP_FOR is
+    forgotten and the claim tried once more: old records are deleted only
+    here and by `forget_old()` (run by the worker's housekeeping), not on
+    every request.
+    """
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.create(provider=provider, key=key, method=request.method, path=request.path, request_digest=digest)
+            return None
+        except IntegrityError:
+            existing = IdempotencyRecord.objects.filter(provider=provider, key=key).first()
+            if existing is None:
+                continue  # removed between our insert and our read: claim again
+            if attempt == 0 and existing.created_at < timezone.now() - KEEP_FOR:
+                IdempotencyRecord.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+                continue
+            return existing
+    return IdempotencyRecord.objects.get(provider=provider, key=key)
 
 
 def _replay(existing: IdempotencyRecord, request, digest: str) -> HttpResponse:

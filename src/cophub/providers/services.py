@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from cophub.audit.services import batched as audit_batch
 from cophub.audit.services import record
 from cophub.evidence.services import check_files, discard_checked, release_blobs, store_checked
 
@@ -32,22 +33,39 @@ def draft_lifetime() -> timedelta:
 
 
 def open_report(key: ApiKey, data: ReportIn) -> ProviderReport:
-    """A new draft; with `finish` set it is filed at once."""
+    """A new draft; with `finish` set it is filed at once.
+
+    Hash-only files may be declared inline (`data.files`): the same rows as
+    POST /reports/{id}/files makes. The report's rows and its one audit event
+    are written in one transaction, the event last (see audit.batched).
+    """
     now = timezone.now()
-    details = data.model_dump(mode="json", include={"annotations", "internet_details", "reported_user", "victim", "reporter_contact"}, exclude_none=True)
-    with transaction.atomic():
-        report = ProviderReport.objects.create(
-            public_id=_public_id("rpt"), provider=key.provider, sandbox=key.sandbox,
-            incident_type=data.incident_type, incident_time=data.incident_time,
-            summary=data.summary, escalate_reason=data.escalate_reason, details=details,
-            expires_at=now + draft_lifetime(),
-        )
-        record("provider_report.opened", actor=f"provider:{key.provider.pk}", obj=report, unit=key.provider.unit, key=key.prefix, sandbox=key.sandbox)
-        for item in data.files:  # hash-only files declared inline: the same path as POST /reports/{id}/files
-            _declare_hash_only(key.provider, report, item)
+    provider = key.provider
+    report = ProviderReport(
+        public_id=_public_id("rpt"), provider=provider, sandbox=key.sandbox,
+        incident_type=data.incident_type, incident_time=data.incident_time,
+        summary=data.summary, escalate_reason=data.escalate_reason, details=_report_details(data),
+        expires_at=now + draft_lifetime(),
+    )
+    files = [_hash_only_file(report, item) for item in data.files]
+    with transaction.atomic(), audit_batch():
         if data.finish:
-            report = finish_report(key.provider, report.public_id)
+            _file_with_intake(report, files, now)
+        report.save(force_insert=True)
+        ReportFile.objects.bulk_create(files)
+        record("provider_report.finished" if data.finish else "provider_report.opened", actor=f"provider:{provider.pk}", obj=report,
+               unit=provider.unit, key=key.prefix, sandbox=key.sandbox, files=[_file_audit(f) for f in files],
+               submission=report.submission.code if report.submission else "")
+    report.fresh_files = files
     return report
+
+
+def _report_details(data: ReportIn) -> dict:
+    return data.model_dump(mode="json", include={"annotations", "internet_details", "reported_user", "victim", "reporter_contact"}, exclude_none=True)
+
+
+def _file_audit(file: ReportFile) -> dict:
+    return {"sha256": file.sha256, "md5": file.md5} if file.blob_id is None else {"sha256": file.sha256, "blob": file.blob_id}
 
 
 def get_report(provider: Provider, public_id: str) -> ProviderReport:
@@ -98,18 +116,20 @@ def add_uploaded_file(provider: Provider, public_id: str, upload, metadata: File
 
 
 def add_hash_only_file(provider: Provider, public_id: str, data: HashOnlyFileIn) -> ReportFile:
-    with transaction.atomic():
-        return _declare_hash_only(provider, _locked_draft(provider, public_id), data)
+    with transaction.atomic(), audit_batch():
+        report = _locked_draft(provider, public_id)
+        file = _hash_only_file(report, data)
+        file.save(force_insert=True)
+        record("provider_report.file_declared", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sha256=file.sha256, md5=file.md5)
+    return file
 
 
-def _declare_hash_only(provider: Provider, report: ProviderReport, data: HashOnlyFileIn) -> ReportFile:
-    """A file known by its hashes alone, on a draft already locked (or just created) in this transaction."""
-    file = ReportFile.objects.create(
+def _hash_only_file(report: ProviderReport, data: HashOnlyFileIn) -> ReportFile:
+    """A file known by its hashes alone (not saved yet)."""
+    return ReportFile(
         public_id=_public_id("file"), report=report, sha256=(data.sha256 or "").lower(), md5=(data.md5 or "").lower(),
         original_name=data.original_name, metadata=_file_metadata(data),
     )
-    record("provider_report.file_declared", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sha256=file.sha256, md5=file.md5)
-    return file
 
 
 def _file_metadata(data: FileMetadata) -> dict:
@@ -117,22 +137,29 @@ def _file_metadata(data: FileMetadata) -> dict:
 
 
 def finish_report(provider: Provider, public_id: str) -> ProviderReport:
-    from cophub.intake.services import receive
-
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         report = _locked_draft(provider, public_id)
-        if not report.sandbox:
-            blobs = [(f.blob, f.original_name) for f in report.files.exclude(blob=None).select_related("blob")]
-            receipt = receive(unit=provider.unit, channel="provider", blobs=blobs, received_at=timezone.now(), **_submission_fields(report))
-            report.submission = receipt.submission
-            # The step the finish answer already shows; webhooks announce the next ones.
-            report.notified_step = "received"
-        report.state = ReportState.FINISHED
-        report.finished_at = timezone.now()
+        now = timezone.now()
+        _file_with_intake(report, list(report.files.select_related("blob")), now)
         report.save(update_fields=["state", "finished_at", "submission", "notified_step"])
         record("provider_report.finished", actor=f"provider:{provider.pk}", obj=report, unit=provider.unit, sandbox=report.sandbox,
                submission=report.submission.code if report.submission else "")
     return report
+
+
+def _file_with_intake(report: ProviderReport, files: list[ReportFile], now) -> None:
+    """Mark the report finished; unless it is a sandbox report, hand it to intake (a Submission and its case)."""
+    from cophub.intake.services import receive
+
+    if not report.sandbox:
+        blobs = [(f.blob, f.original_name) for f in files if f.blob_id is not None]
+        receipt = receive(unit=report.provider.unit, channel="provider", blobs=blobs, received_at=now, **_submission_fields(report, files))
+        report.submission = receipt.submission
+        report.case_opened = receipt.case
+        # The step the finish answer already shows; webhooks announce the next ones.
+        report.notified_step = "received"
+    report.state = ReportState.FINISHED
+    report.finished_at = now
 
 
 def retract_report(provider: Provider, public_id: str) -> ProviderReport:
@@ -162,7 +189,7 @@ def _drop_files(files) -> list[int]:
     return blob_ids
 
 
-def _submission_fields(report: ProviderReport) -> dict:
+def _submission_fields(report: ProviderReport, files: list[ReportFile]) -> dict:
     """What a Submission records of a provider report; the rest goes in the description."""
     details = report.details
     internet = details.get("internet_details") or []
@@ -180,11 +207,11 @@ def _submission_fields(report: ProviderReport) -> dict:
         "contact_name": contact.get("name", ""),
         "contact_email": contact.get("email", ""),
         "contact_phone": contact.get("phone", ""),
-        "description": _description(report),
+        "description": _description(report, files),
     }
 
 
-def _description(report: ProviderReport) -> str:
+def _description(report: ProviderReport, files: list[ReportFile]) -> str:
     """The summary, then every detail the provider gave, readable by a handler."""
     details = report.details
     lines = [report.summary] if report.summary else []
@@ -199,7 +226,7 @@ def _description(report: ProviderReport) -> str:
         lines.append("Người bị báo cáo: " + ", ".join(f"{k}={v}" for k, v in details["reported_user"].items() if v))
     if (details.get("victim") or {}).get("school"):
         lines.append(f"Trường của trẻ: {details['victim']['school']}")
-    for file in report.files.filter(blob=None):
+    for file in (f for f in files if f.blob_id is None):
         lines.append(f"Tệp chỉ khai báo mã băm: sha256={file.sha256 or '-'} md5={file.md5 or '-'} {file.original_name}")
     return "\n".join(lines)
 
