@@ -115,6 +115,31 @@ class Report:
 
 
 @dataclass
+class HashChange:
+    signal_type: str  # sha256, md5 (pdq, vpdq and url later)
+    value: str
+    at: datetime | None  # when it was added or removed
+
+
+@dataclass
+class HashChanges:
+    """One page of the hub's hash list feed: apply `removed` and `added`, keep `cursor`."""
+
+    added: list[HashChange]
+    removed: list[HashChange]
+    cursor: int
+    more: bool
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "HashChanges":
+        return cls(
+            added=[HashChange(a["signal_type"], a["value"], _time(a.get("added_at"))) for a in data.get("added") or []],
+            removed=[HashChange(r["signal_type"], r["value"], _time(r.get("removed_at"))) for r in data.get("removed") or []],
+            cursor=int(data.get("cursor", 0)), more=bool(data.get("more")),
+        )
+
+
+@dataclass
 class BatchItem:
     index: int
     status: int
@@ -301,6 +326,20 @@ class CophubClient:
                                    report=Report.from_dict(item["report"]) if item.get("report") else None,
                                    error=CophubError.from_problem(problem, item["status"]) if problem else None))
         return BatchResult(succeeded=data.get("succeeded", 0), failed=data.get("failed", 0), results=items, raw=data)
+
+    def hash_changes(self, cursor: int = 0, *, limit: int = 1000) -> HashChanges:
+        """One page of changes to the hub's hash list after `cursor` (needs the `hashes:read` scope)."""
+        return HashChanges.from_dict(self._json("GET", f"/hashes?cursor={int(cursor)}&limit={int(limit)}", None, None).body)
+
+    def sync_hashes(self, known: set[tuple[str, str]], cursor: int = 0, *, limit: int = 1000) -> int:
+        """Bring `known` ((signal_type, value) pairs) up to date from `cursor`; returns the cursor to keep."""
+        while True:
+            page = self.hash_changes(cursor, limit=limit)
+            known.difference_update((c.signal_type, c.value) for c in page.removed)
+            known.update((c.signal_type, c.value) for c in page.added)
+            cursor = page.cursor
+            if not page.more:
+                return cursor
 
     # -- transport --
     def _report(self, method: str, path: str, body, idempotency_key) -> Report:

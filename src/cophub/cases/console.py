@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from cophub.orgs.permissions import units_for
+from cophub.providers import permissions as provider_permissions
 
 from . import permissions, two_factor
 
@@ -32,6 +33,7 @@ def render_console(request, template: str, context: dict | None = None, status: 
     context = dict(context or {})
     if request.user.is_authenticated:
         context.setdefault("nav_can_enter", may_enter_reports(request.user))
+        context.setdefault("nav_can_manage_providers", provider_permissions.may_manage_any(request.user))
     return render(request, template, context, status=status)
 
 

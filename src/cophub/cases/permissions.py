@@ -16,6 +16,8 @@ ACTIONS: dict[str, set[str]] = {
     "case.note": {A, H, C},
     "case.message": {A, H, C},
     "submission.enter": {A, H, C, T},
+    # Confirm a case file as illegal material: it goes on the hub's hash list, shared with providers.
+    "evidence.confirm": {A, H},
 }
 
 

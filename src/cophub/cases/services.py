@@ -323,6 +323,14 @@ def record_forwarded(case: Case, upstream_name: str, actor) -> CaseEvent:
     return event
 
 
+def record_hash_list(case: Case, blob, actor, *, listed: bool, reason: str = "") -> CaseEvent:
+    """A file of the case went on (or came off) the hub's hash list; call inside that change's transaction."""
+    action = "added" if listed else "removed"
+    event = _event(case, EventKind.EVIDENCE, actor, reason, blob=blob.pk, hash_list=action)
+    record(f"case.hash_list_{action}", actor=actor, obj=case, unit=case.unit, blob=blob.pk, sha256=blob.sha256)
+    return event
+
+
 def record_upstream_state(case: Case, upstream_name: str, step: str, **data) -> CaseEvent:
     """An upstream hub reported a new public step for the case it received from this hub."""
     event = _event(case, EventKind.UPSTREAM, SYSTEM, upstream=upstream_name, step=step, **data)
@@ -363,6 +371,12 @@ class PublicStatus:
     has_handler: bool
     messages: list = field(default_factory=list)
     updated_at: datetime | None = None
+
+
+def opening_status(case: Case) -> PublicStatus:
+    """The public status of a case opened in this same request: nothing to read back yet."""
+    step, text = PUBLIC_STATES.get(case.state, PUBLIC_STATES[State.NEW])
+    return PublicStatus(step=step, text=str(text), unit_name=case.unit.name, has_handler=case.assignee_id is not None, updated_at=case.updated_at)
 
 
 def public_status(submission) -> PublicStatus | None:

@@ -1,8 +1,9 @@
 """The staff console, mounted at /console/."""
 
-from django.urls import path
+from django.urls import include, path
 
 from cophub.evidence import views as evidence_views
+from cophub.hashbanks import views as hashbank_views
 
 from . import views
 
@@ -26,4 +27,7 @@ urlpatterns = [
     path("cases/<int:pk>/evidence/<int:blob_id>/preview/", evidence_views.preview, name="evidence_preview"),
     path("cases/<int:pk>/evidence/<int:blob_id>/clear/", evidence_views.clear, name="evidence_clear"),
     path("cases/<int:pk>/evidence/<int:blob_id>/stream/", evidence_views.stream, name="evidence_stream"),
+    path("cases/<int:pk>/evidence/<int:blob_id>/confirm/", hashbank_views.confirm_view, name="evidence_confirm"),
+    path("cases/<int:pk>/evidence/<int:blob_id>/withdraw/", hashbank_views.withdraw_view, name="evidence_withdraw"),
+    path("providers/", include("cophub.providers.urls")),
 ]

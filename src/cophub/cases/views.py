@@ -26,6 +26,7 @@ from cophub.core.categories import label as category_label
 from cophub.evidence import permissions as evidence_permissions
 from cophub.evidence.services import discard_uploads
 from cophub.federation.services import forward, forwardings_of
+from cophub.hashbanks import services as hashbanks
 from cophub.intake import services as intake_services
 from cophub.intake.models import Channel
 
@@ -213,6 +214,9 @@ class EvidenceItem:
     preview_url: str = ""
     clear_url: str = ""
     icon: str = ""
+    listed_since: object = None  # on the hub's hash list since then
+    confirm_url: str = ""
+    withdraw_url: str = ""
 
     @property
     def preview_state(self) -> str:
@@ -234,6 +238,10 @@ def _evidence_item(request, case, blob, name: str) -> EvidenceItem:
         item.preview_url = reverse("console:evidence_preview", args=[case.pk, blob.pk])
     if evidence_permissions.can(request.user, "evidence.view_clear", case.unit):
         item.clear_url = reverse("console:evidence_clear", args=[case.pk, blob.pk])
+    item.listed_since = hashbanks.listed_since(blob.sha256)
+    if permissions.can(request.user, "evidence.confirm", case.unit):
+        item.confirm_url = reverse("console:evidence_confirm", args=[case.pk, blob.pk])
+        item.withdraw_url = reverse("console:evidence_withdraw", args=[case.pk, blob.pk])
     return item
 
 
@@ -296,6 +304,10 @@ def describe_event(event) -> str:
     if kind == EventKind.ADDENDUM:
         return _("The reporter added information (%(count)s file(s)).") % {"count": data.get("files", 0)}
     if kind == EventKind.EVIDENCE:
+        if data.get("hash_list") == "added":
+            return _("A file was confirmed as illegal material and added to the hub's hash list.")
+        if data.get("hash_list") == "removed":
+            return _("A file was withdrawn from the hub's hash list.")
         return _("Staff attached a file.")
     if kind == EventKind.UPSTREAM:
         if data.get("forwarded"):

@@ -24,7 +24,8 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 
-from cophub.cases.services import public_status
+from cophub.cases.services import opening_status, public_status
+from cophub.hashbanks.api import router as hashes_router
 
 from . import keys, services, webhooks
 from .idempotency import idempotent
@@ -145,6 +146,7 @@ api = CophubApi(
     openapi_url="/openapi.json",
     auth=ApiKeyBearer(),
 )
+api.add_router("", hashes_router)
 
 
 # --- Errors as problem documents ---------------------------------------------------
@@ -205,10 +207,17 @@ def _case_document(report: ProviderReport) -> dict | None:
     """The case's public step only: no notes, no staff names, no messages."""
     if report.submission is None:
         return None
-    status = public_status(report.submission)
+    opened = getattr(report, "case_opened", None)
+    status = opening_status(opened) if opened is not None else public_status(report.submission)
     if status is None:
         return None
     return {"step": status.step, "text": status.text, "updated_at": status.updated_at.isoformat()}
+
+
+def _files_of(report: ProviderReport):
+    # A report just written carries its files (services.open_report): no need to read them back.
+    fresh = getattr(report, "fresh_files", None)
+    return fresh if fresh is not None else report.files.all()
 
 
 def report_document(report: ProviderReport) -> dict:
@@ -223,7 +232,7 @@ def report_document(report: ProviderReport) -> dict:
         "expires_at": report.expires_at.isoformat() if report.state == ReportState.DRAFT else None,
         "finished_at": report.finished_at.isoformat() if report.finished_at else None,
         "retracted_at": report.retracted_at.isoformat() if report.retracted_at else None,
-        "files": [_file_document(f) for f in report.files.all()],
+        "files": [_file_document(f) for f in _files_of(report)],
         "case": _case_document(report),
         # Filled by takedown work (issue 5); present now so clients can rely on it.
         "takedown_requests": [],
@@ -325,7 +334,8 @@ DELIVERY_PAGE = 100
 
 def _webhook_document(endpoint: WebhookEndpoint, secret: str | None = None) -> dict:
     document = {"id": endpoint.public_id, "url": endpoint.url, "event_types": endpoint.event_types, "active": endpoint.active,
-                "sandbox": endpoint.sandbox, "created_at": endpoint.created_at.isoformat()}
+                "sandbox": endpoint.sandbox, "created_at": endpoint.created_at.isoformat(),
+                "links": {"self": f"/api/v1/webhooks/{endpoint.public_id}"}}
     if secret is not None:
         document["secret"] = secret
     return document

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
+from django.utils import timezone
 from ninja import Schema
 from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
@@ -103,7 +106,7 @@ class HashOnlyFileIn(FileMetadata):
 
 class ReportIn(In):
     incident_type: IncidentType = Field(description="A category code of the hub (ARCHITECTURE.md).")
-    incident_time: datetime = Field(description="ISO 8601, with a time zone.")
+    incident_time: datetime = Field(description="ISO 8601, with a time zone; a time without one is read as Vietnam time (UTC+07:00).")
     summary: str = Text
     escalate_reason: str = Field(default="", max_length=5000, description="Non-empty means urgent: the case opens at P1.")
     annotations: list[ReportAnnotation] = Field(default_factory=list, max_length=20)
@@ -122,6 +125,14 @@ class ReportIn(In):
         # pydantic would also read a number as Unix time; the API promises (and documents) ISO 8601 text.
         if not isinstance(value, (str, datetime)):
             raise ValueError("incident_time must be an ISO 8601 string")
+        return value
+
+    @field_validator("incident_time", mode="after")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # A provider in Vietnam writing local time without an offset means Vietnam time, not UTC.
+        if timezone.is_naive(value):
+            return timezone.make_aware(value, zoneinfo.ZoneInfo(settings.TIME_ZONE))
         return value
 
     @field_validator("annotations")
@@ -213,6 +224,7 @@ class WebhookOut(Schema):
     sandbox: bool
     created_at: datetime
     secret: str | None = Field(default=None, description="The signing secret; in the registration answer only.")
+    links: dict[str, str] = Field(description="`self`: the endpoint's address; DELETE it to stop deliveries.")
 
 
 class WebhookList(Schema):

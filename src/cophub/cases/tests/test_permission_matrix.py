@@ -19,31 +19,32 @@ from cophub.cases import permissions as case_permissions
 from cophub.cases.models import CaseEvent, CaseFile, EventKind
 from cophub.conftest import make_user, png_bytes
 from cophub.evidence import permissions as evidence_permissions
+from cophub.hashbanks.services import is_confirmed
 from cophub.intake.models import Submission
 
 from .helpers import case_with_image, first_blob, flash, log_in, report_case, upload
 
 ROLES = ["admin", "handler", "counsellor", "teacher", "it_admin", "observer"]
 ACTIONS = ["case.view", "case.assign", "case.transition", "case.edit", "case.merge", "case.note", "case.message",
-           "submission.enter", "evidence.view_preview", "evidence.view_clear", "evidence.attach"]
+           "submission.enter", "evidence.view_preview", "evidence.view_clear", "evidence.attach", "evidence.confirm"]
 
 # Every account holds its role at the district office. Y = allowed, . = refused.
-#                 view assign transition edit merge note message enter preview clear attach
+#                 view assign transition edit merge note message enter preview clear attach confirm
 WITHIN_SCOPE = """
-admin             Y    Y      Y          Y    Y     Y    Y       Y     Y       Y     Y
-handler           Y    Y      Y          Y    Y     Y    Y       Y     Y       Y     Y
-counsellor        Y    .      .          .    .     Y    Y       Y     Y       .     Y
-teacher           .    .      .          .    .     .    .       Y     .       .     .
-it_admin          .    .      .          .    .     .    .       .     .       .     .
-observer          Y    .      .          .    .     .    .       .     .       .     .
+admin             Y    Y      Y          Y    Y     Y    Y       Y     Y       Y     Y      Y
+handler           Y    Y      Y          Y    Y     Y    Y       Y     Y       Y     Y      Y
+counsellor        Y    .      .          .    .     Y    Y       Y     Y       .     Y      .
+teacher           .    .      .          .    .     .    .       Y     .       .     .      .
+it_admin          .    .      .          .    .     .    .       .     .       .     .      .
+observer          Y    .      .          .    .     .    .       .     .       .     .      .
 """
 OUT_OF_SCOPE = """
-admin             .    .      .          .    .     .    .       .     .       .     .
-handler           .    .      .          .    .     .    .       .     .       .     .
-counsellor        .    .      .          .    .     .    .       .     .       .     .
-teacher           .    .      .          .    .     .    .       .     .       .     .
-it_admin          .    .      .          .    .     .    .       .     .       .     .
-observer          .    .      .          .    .     .    .       .     .       .     .
+admin             .    .      .          .    .     .    .       .     .       .     .      .
+handler           .    .      .          .    .     .    .       .     .       .     .      .
+counsellor        .    .      .          .    .     .    .       .     .       .     .      .
+teacher           .    .      .          .    .     .    .       .     .       .     .      .
+it_admin          .    .      .          .    .     .    .       .     .       .     .      .
+observer          .    .      .          .    .     .    .       .     .       .     .      .
 """
 # Where the case lies, seen from the district: the district itself, a school
 # below it, a school of the sibling district, and the province above it.
@@ -79,7 +80,8 @@ def test_the_table_covers_every_role_and_action():
 def test_permission_functions(units, role, action, where):
     user = make_user(f"{role}-user", role, units["district"])
     unit = units[WHERE[where][0]]
-    module = evidence_permissions if action.startswith("evidence.") else case_permissions
+    # evidence.confirm (the hash list) is a case action: it lives in cases/permissions.py.
+    module = case_permissions if action in case_permissions.ACTIONS else evidence_permissions
     assert module.can(user, action, unit) is EXPECTED[where][(role, action)]
 
 
@@ -212,10 +214,19 @@ def probe_attach(world) -> bool:
     return done
 
 
+def probe_confirm(world) -> bool:
+    response = world.client.post(world.url("evidence_confirm", world.blob.pk), {"confirm": "on"})
+    done = is_confirmed(world.blob.sha256)
+    if not done:
+        assert response.status_code in (403, 404), response.status_code
+    return done
+
+
 PROBES = {
     "case.view": probe_view, "case.assign": probe_assign, "case.transition": probe_transition, "case.edit": probe_edit,
     "case.merge": probe_merge, "case.note": probe_note, "case.message": probe_message, "submission.enter": probe_enter,
     "evidence.view_preview": probe_preview, "evidence.view_clear": probe_clear, "evidence.attach": probe_attach,
+    "evidence.confirm": probe_confirm,
 }
 
 

@@ -168,7 +168,7 @@ from cophub.orgs.models import Unit
 from cophub.providers import keys
 from cophub.providers.models import Provider
 provider = Provider.objects.create(name="Client test provider", unit=Unit.objects.filter(kind="district").first())
-print("KEY=" + keys.issue_key(provider, ["reports:write"])[1])
+print("KEY=" + keys.issue_key(provider, ["reports:write", "hashes:read"])[1])
 print("PROVIDER=" + str(provider.pk))
 """
 
@@ -283,3 +283,36 @@ class _LosingHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+HUB_LIST_CODE = """
+from cophub.hashbanks import services
+from cophub.hashbanks.models import BankEntry
+if {add}:
+    services.add_signals(services.hub_bank(), {{"sha256": "{value}"}}, source="test", actor=None)
+else:
+    services.disable_entry(BankEntry.objects.get(value="{value}"), None, "test")
+"""
+
+
+def _hub_list(hub: LiveHub, action: str, n: int) -> str:
+    """Add or remove a SHA-256 on the hub's own list, inside the hub; returns the value."""
+    value = hashlib.sha256(f"hash feed {n}".encode()).hexdigest()
+    hub_shell(hub, HUB_LIST_CODE.format(add=action == "add", value=value))
+    return value
+
+
+@pytest.mark.slow
+def test_a_provider_keeps_its_copy_of_the_hash_list_in_step(live_hub):
+    hub = CophubClient(live_hub.url, live_hub.live_key)
+    known: set[tuple[str, str]] = set()
+    first, second, third = (_hub_list(live_hub, "add", n) for n in (1, 2, 3))
+    cursor = hub.sync_hashes(known, limit=2)  # two pages
+    assert known >= {("sha256", first), ("sha256", second), ("sha256", third)}
+    _hub_list(live_hub, "remove", 2)
+    fourth = _hub_list(live_hub, "add", 4)
+    page = hub.hash_changes(cursor)
+    assert [c.value for c in page.removed] == [second] and [c.value for c in page.added] == [fourth] and not page.more
+    cursor = hub.sync_hashes(known, cursor)
+    assert ("sha256", second) not in known and ("sha256", fourth) in known
+    assert hub.hash_changes(cursor).added == [] and hub.hash_changes(cursor).cursor == cursor

@@ -106,3 +106,17 @@ def test_batch_from_jsonl(env, tmp_path):
     assert failed.returncode == 1 and "1 of 2 reports were refused" in failed.stderr
     assert [r["status"] for r in json.loads(failed.stdout)["results"]] == [201, 422]
     assert cophub_report("batch", str(tmp_path / "missing.jsonl"), env=env).returncode == 2
+
+
+@pytest.mark.slow
+def test_the_sandbox_hash_list_through_the_cli(env):
+    """The demo's sandbox key reads the sandbox list: the hashes of a harmless test file, never real material."""
+    listed = cophub_report("hashes", env=env)
+    assert listed.returncode == 0, listed.stderr
+    page = json.loads(listed.stdout)
+    test_file = b"cophub sandbox test file 1"
+    assert {(a["signal_type"], a["value"]) for a in page["added"]} == {
+        ("sha256", hashlib.sha256(test_file).hexdigest()), ("md5", hashlib.md5(test_file).hexdigest())}
+    assert page["removed"] == [] and page["more"] is False
+    after = json.loads(cophub_report("hashes", "--cursor", str(page["cursor"]), env=env).stdout)
+    assert after["added"] == [] and after["cursor"] == page["cursor"]

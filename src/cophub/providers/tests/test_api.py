@@ -61,6 +61,17 @@ def test_minimal_report_opens_a_draft_with_a_public_id(live):
     assert not Submission.objects.exists()
 
 
+def test_an_incident_time_without_a_zone_is_vietnam_time(live):
+    from datetime import datetime, timezone as tz
+
+    naive = live.post(REPORTS, {**minimal_report(), "incident_time": "2026-11-01T10:00:00"}).json()
+    zoned = live.post(REPORTS, {**minimal_report(), "incident_time": "2026-11-01T10:00:00+09:00"}).json()
+    utc = {r.public_id: r.incident_time.astimezone(tz.utc) for r in [ProviderReport.objects.get(public_id=naive["id"]), ProviderReport.objects.get(public_id=zoned["id"])]}
+    assert utc[naive["id"]] == datetime(2026, 11, 1, 3, 0, tzinfo=tz.utc)
+    assert utc[zoned["id"]] == datetime(2026, 11, 1, 1, 0, tzinfo=tz.utc)
+    assert datetime.fromisoformat(naive["incident_time"]) == utc[naive["id"]]
+
+
 def test_one_call_report_with_every_detail_becomes_a_provider_submission_at_p1(live, units):
     report = minimal_report(
         incident_type="sextortion", summary="Tài khoản đe doạ phát tán ảnh của một học sinh.",
@@ -460,7 +471,7 @@ def test_openapi_document_is_valid_and_lists_every_operation(client):
         ("POST", "/api/v1/reports/{report_id}/files"), ("POST", "/api/v1/reports/{report_id}/finish"),
         ("POST", "/api/v1/reports/{report_id}/retract"),
         ("POST", "/api/v1/webhooks"), ("GET", "/api/v1/webhooks"), ("GET", "/api/v1/webhooks/deliveries"),
-        ("DELETE", "/api/v1/webhooks/{webhook_id}"),
+        ("DELETE", "/api/v1/webhooks/{webhook_id}"), ("GET", "/api/v1/hashes"),
     }
     files_body = document["paths"]["/api/v1/reports/{report_id}/files"]["post"]["requestBody"]["content"]
     assert set(files_body) == {"multipart/form-data", "application/json"}

@@ -131,6 +131,10 @@ def test_register_shows_the_secret_once_and_lists_without_it(live, hooks_setting
     endpoint = WebhookEndpoint.objects.get(public_id=body["id"])
     assert body["secret"].encode() not in bytes(endpoint.sealed_secret)  # sealed at rest
     assert webhooks.endpoint_secret(endpoint) == body["secret"]
+    # The endpoint's own address is where a DELETE stops its deliveries.
+    assert listed[0]["links"]["self"] == f"{HOOKS}/{body['id']}"
+    assert live.client.delete(listed[0]["links"]["self"], headers=live.headers()).status_code == 204
+    assert live.get(HOOKS).json()["webhooks"] == []
 
 
 @pytest.mark.parametrize("url, allow", [

@@ -6,6 +6,7 @@ runs) whose key is printed, so the demo can be logged into at once."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import secrets
 from datetime import timedelta
@@ -31,6 +32,9 @@ UNITS = [
      ("Thầy Trần Văn Minh", "0225 3745 333", "", "Thứ Ba và Thứ Năm, 14:00–16:00")),
 ]
 HOME = "phong-gddt-hong-bang"
+# The sandbox hash list holds this file's SHA-256 and MD5 (docs/api.md, "Hash list feed"),
+# so a sandbox key's feed is not empty and a provider can test matching with a harmless file.
+SANDBOX_TEST_FILE = b"cophub sandbox test file 1"
 DEMO_PROVIDER = "Nền tảng mẫu (sandbox)"
 
 ACCOUNTS = [
@@ -68,6 +72,7 @@ class Command(BaseCommand):
             logins = self._accounts(units)
         made = self._samples(units, logins)
         self._print(units, logins, made)
+        self._sandbox_hashes()
         self.stdout.write(f"sandbox key: {self._sandbox_key(units[HOME])}")
 
     def _units(self) -> dict[str, Unit]:
@@ -136,6 +141,13 @@ class Command(BaseCommand):
         for state in ("triaged", "assessing", "resolved"):
             cases.transition(done, state, handler, "Trang đã bị gỡ." if state == "resolved" else "")
         return True
+
+    def _sandbox_hashes(self) -> None:
+        """Test entries for sandbox keys; left as they are when already there."""
+        from cophub.hashbanks import services as hashbanks
+
+        signals = {"sha256": hashlib.sha256(SANDBOX_TEST_FILE).hexdigest(), "md5": hashlib.md5(SANDBOX_TEST_FILE).hexdigest()}
+        hashbanks.add_signals(hashbanks.sandbox_bank(), signals, source="demo", actor="demo", note="cophub sandbox test file 1")
 
     def _sandbox_key(self, district) -> str:
         """A fresh sandbox key for the demo provider; the previous ones stop working."""

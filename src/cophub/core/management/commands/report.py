@@ -50,7 +50,7 @@ class Command(BaseCommand):
         _hub_options(common, argparse.SUPPRESS)
         idem = argparse.ArgumentParser(add_help=False)
         idem.add_argument("--idempotency-key", help="reuse to retry safely (a new UUID by default)")
-        sub = parser.add_subparsers(dest="action", metavar="{open,file,finish,retract,show,batch}", required=True)
+        sub = parser.add_subparsers(dest="action", metavar="{open,file,finish,retract,show,batch,hashes}", required=True)
 
         p = sub.add_parser("open", parents=[common, idem], help="open a report (a draft, or filed at once with --finish)")
         p.add_argument("--type", dest="incident_type", required=True, help="category code: csam, grooming, sextortion, scam, …")
@@ -83,6 +83,9 @@ class Command(BaseCommand):
         p.add_argument("report_id")
         p = sub.add_parser("batch", parents=[common, idem], help="one report (JSON object) per line; sent 100 at a time")
         p.add_argument("jsonl", metavar="FILE.jsonl", help="'-' reads standard input")
+        p = sub.add_parser("hashes", parents=[common], help="changes to the hub's hash list after a cursor (scope hashes:read)")
+        p.add_argument("--cursor", type=int, default=0, help="the cursor of the previous answer (0: the whole list)")
+        p.add_argument("--limit", type=int, default=1000, help="at most this many changes (1-10000)")
         self._parser = parser
 
     def handle(self, *args, **options):
@@ -152,6 +155,13 @@ class Command(BaseCommand):
 
     def _show(self, client, o, parser):
         return client.get_report(o["report_id"]).raw, False
+
+    def _hashes(self, client, o, parser):
+        page = client.hash_changes(o["cursor"], limit=o["limit"])
+        def item(change, when):
+            return {"signal_type": change.signal_type, "value": change.value, when: change.at.isoformat() if change.at else None}
+        return {"added": [item(c, "added_at") for c in page.added], "removed": [item(c, "removed_at") for c in page.removed],
+                "cursor": page.cursor, "more": page.more}, False
 
     def _batch(self, client, o, parser):
         reports = self._read_jsonl(o["jsonl"], parser)
