@@ -37,6 +37,11 @@ def render_console(request, template: str, context: dict | None = None, status: 
     return render(request, template, context, status=status)
 
 
+def form_errors(form) -> str:
+    """A refused form's errors as one line, for the message on the page the action returns to."""
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
 def console_error(request, status: int):
     titles = {
         403: (_("Not allowed"), _("Your account is not allowed to do this. If you think it should be, ask your unit's administrator.")),

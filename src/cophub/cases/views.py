@@ -31,7 +31,7 @@ from cophub.intake import services as intake_services
 from cophub.intake.models import Channel
 
 from . import permissions, services, two_factor, workflow
-from .console import console_error, console_login_step, console_view, render_console
+from .console import console_error, console_login_step, console_view, form_errors, render_console
 from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, ForwardForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
                     QueueFilterForm, TransitionForm, entry_units)
 from .models import EventKind, Priority, State
@@ -398,10 +398,6 @@ def case_view(request, pk: int):
 # --- Case actions: POST, then back to the case page with a message ------------------------------
 
 
-def _form_errors(form) -> str:
-    return " ".join(str(error) for errors in form.errors.values() for error in errors)
-
-
 def _case_action(request, pk: int, action_allowed, build_form, perform):
     """The shape every case action shares.
 
@@ -416,7 +412,7 @@ def _case_action(request, pk: int, action_allowed, build_form, perform):
         return back
     form = build_form(case)
     if not form.is_valid():
-        messages.error(request, _form_errors(form))
+        messages.error(request, form_errors(form))
         return back
     try:
         done = perform(case, form.cleaned_data)

@@ -197,9 +197,16 @@ def _feed_banks(sandbox: bool):
     return Bank.objects.filter(sandbox=False, enabled=True, shared_with_providers=True).exclude(kind=BankKind.ALLOW)
 
 
-def _still_listed_elsewhere(entry: BankEntry, banks) -> bool:
-    """The same signal is still enabled in another shared bank: a provider must keep it."""
-    return BankEntry.objects.filter(bank__in=banks, signal_type=entry.signal_type, value=entry.value, enabled=True).exclude(pk=entry.pk).exists()
+def _still_listed_elsewhere(entries: list[BankEntry], banks) -> set[tuple[str, str]]:
+    """The signals of these entries still enabled in another shared bank: a provider must keep them.
+
+    One query for the whole page, however many removals it holds.
+    """
+    if not entries:
+        return set()
+    own = {entry.pk for entry in entries}
+    others = BankEntry.objects.filter(bank__in=banks, enabled=True, value__in={entry.value for entry in entries})
+    return {(signal_type, value) for pk, signal_type, value in others.values_list("pk", "signal_type", "value") if pk not in own}
 
 
 def feed(cursor: int, limit: int, sandbox: bool) -> dict:
@@ -217,11 +224,12 @@ def feed(cursor: int, limit: int, sandbox: bool) -> dict:
     for change in changes:
         latest.pop(change.entry_id, None)  # keep the order of each entry's last change
         latest[change.entry_id] = change
+    kept = _still_listed_elsewhere([c.entry for c in latest.values() if c.action == ChangeAction.REMOVED], banks)
     added, removed = [], []
     for change in latest.values():
         entry = change.entry
         if change.action == ChangeAction.ADDED:
             added.append({"signal_type": entry.signal_type, "value": entry.value, "added_at": change.at.isoformat()})
-        elif not _still_listed_elsewhere(entry, banks):
+        elif (entry.signal_type, entry.value) not in kept:
             removed.append({"signal_type": entry.signal_type, "value": entry.value, "removed_at": change.at.isoformat()})
     return {"added": added, "removed": removed, "cursor": changes[-1].pk if changes else cursor, "more": more}

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cophub.cases import services as cases
-from cophub.cases.console import console_view
-from cophub.evidence.models import Blob
+from cophub.cases.console import console_view, form_errors
+from cophub.evidence.services import get_blob
 
 from . import services
 from .forms import ConfirmForm, WithdrawForm
@@ -23,13 +23,10 @@ from .forms import ConfirmForm, WithdrawForm
 
 def _case_and_blob(request, pk: int, blob_id: int):
     case = cases.get_case(request.user, pk, action="evidence.confirm")
-    if not cases.blob_belongs_to(case, blob_id):
+    blob = get_blob(blob_id) if cases.blob_belongs_to(case, blob_id) else None
+    if blob is None:
         raise Http404
-    return case, get_object_or_404(Blob, pk=blob_id)
-
-
-def _errors(form) -> str:
-    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+    return case, blob
 
 
 @console_view
@@ -38,7 +35,7 @@ def confirm_view(request, pk: int, blob_id: int):
     case, blob = _case_and_blob(request, pk, blob_id)
     form = ConfirmForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _errors(form))
+        messages.error(request, form_errors(form))
     elif services.confirm_blob(case, blob, request.user).changed:
         messages.success(request, _("The file is on the hub's hash list. Providers will receive its hashes."))
     else:
@@ -52,7 +49,7 @@ def withdraw_view(request, pk: int, blob_id: int):
     case, blob = _case_and_blob(request, pk, blob_id)
     form = WithdrawForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _errors(form))
+        messages.error(request, form_errors(form))
     elif services.withdraw_blob(case, blob, request.user, form.cleaned_data["reason"]):
         messages.success(request, _("The file is off the hub's hash list. Providers will be told to remove its hashes."))
     else:

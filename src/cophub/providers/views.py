@@ -14,7 +14,8 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -26,7 +27,7 @@ from cophub.cases.console import console_view, render_console
 
 from . import keys, management_services, permissions
 from .forms import IssueKeyForm, ProviderForm, RevokeKeyForm, RotateKeyForm
-from .models import ApiKey, EventType, Provider, Scope
+from .models import ApiKey, EventType, Provider, ProviderReport, Scope
 
 RECENT_DAYS = 30
 DELIVERIES_SHOWN = 20
@@ -60,17 +61,23 @@ def _key(provider: Provider, key_id: int) -> ApiKey:
 # --- The list and a new provider ------------------------------------------------------------------
 
 
+def _count(rows):
+    """The number of `rows` (a queryset filtered on OuterRef("pk")), as an annotation."""
+    return Coalesce(Subquery(rows.order_by().values("provider").annotate(n=Count("pk")).values("n")), 0)
+
+
 @console_view
 @require_GET
 def provider_list_view(request):
     _require_admin(request.user)
     now = timezone.now()
-    usable = Q(keys__revoked_at__isnull=True) | Q(keys__revoked_at__gt=now)
-    usable &= Q(keys__expires_at__isnull=True) | Q(keys__expires_at__gt=now)
+    usable = ApiKey.objects.filter(provider=OuterRef("pk")).filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=now),
+                                                                   Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    recent = ProviderReport.objects.filter(provider=OuterRef("pk"), sandbox=False, created_at__gte=now - timedelta(days=RECENT_DAYS))
+    # One counting subquery each: joining keys and reports in one query would
+    # count over their product (every key times every recent report).
     providers = _providers(request.user).annotate(
-        live_keys=Count("keys", filter=usable & Q(keys__sandbox=False), distinct=True),
-        sandbox_keys=Count("keys", filter=usable & Q(keys__sandbox=True), distinct=True),
-        recent_reports=Count("reports", filter=Q(reports__sandbox=False, reports__created_at__gte=now - timedelta(days=RECENT_DAYS)), distinct=True),
+        live_keys=_count(usable.filter(sandbox=False)), sandbox_keys=_count(usable.filter(sandbox=True)), recent_reports=_count(recent),
     ).order_by("name", "pk")
     return render_console(request, "providers/list.html", {"providers": providers, "days": RECENT_DAYS})
 

@@ -135,6 +135,29 @@ def test_a_signal_still_in_another_shared_bank_is_not_removed():
     assert services.feed(cursor, 100, sandbox=False)["removed"] == []
 
 
+def test_removals_cost_the_same_queries_however_many_a_page_holds():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    shared = Bank.objects.create(name="Nhập, chia sẻ", kind=BankKind.IMPORTED, shared_with_providers=True)
+    add(0, bank=shared)
+    entries = [add(n).entries[0] for n in range(12)]  # the SHA-256 entries of 12 files, number 0 also in `shared`
+    cursor = services.feed(0, 100, sandbox=False)["cursor"]
+
+    def removals(count):
+        for entry in entries[:count]:
+            services.disable_entry(entry, None, "thử")
+        with CaptureQueriesContext(connection) as queries:
+            page = services.feed(cursor, 100, sandbox=False)
+        return page, len(queries.captured_queries)
+
+    page, few = removals(2)
+    assert values(page["removed"]) == [sha(1)]  # sha(0) is still in a shared bank
+    page, many = removals(12)
+    assert values(page["removed"]) == [sha(n) for n in range(1, 12)]
+    assert many == few
+
+
 def test_is_confirmed_follows_the_hub_bank():
     assert not services.is_confirmed(sha(1))
     entry = add(1).entries[0]

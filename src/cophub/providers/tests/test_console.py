@@ -14,6 +14,7 @@ from cophub.audit.models import AuditEvent
 from cophub.cases.tests.helpers import log_in
 from cophub.conftest import make_user
 from cophub.orgs.models import Role
+from cophub.providers import keys
 from cophub.providers.models import ApiKey, Provider, ProviderReport, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 from .conftest import ApiClient, minimal_report
@@ -173,7 +174,10 @@ def test_deactivate_refuses_every_key_and_activate_restores_them(admin_client, p
 
 
 def test_list_counts_keys_and_recent_reports(admin_client, provider, other_provider, live, sandbox):
-    assert live.post(REPORTS, minimal_report()).status_code == 201
+    for _ in range(3):
+        assert live.post(REPORTS, minimal_report()).status_code == 201
+    keys.issue_key(provider, ["reports:write"])  # a second live key
+    keys.revoke_key(keys.issue_key(provider, ["reports:write"])[0])  # not in use
     old = ProviderReport.objects.create(public_id="rpt_old", provider=provider, incident_type="other", incident_time=timezone.now(),
                                         expires_at=timezone.now())
     ProviderReport.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
@@ -182,7 +186,7 @@ def test_list_counts_keys_and_recent_reports(admin_client, provider, other_provi
     text = page(response)
     assert provider.name in text and other_provider.name not in text  # school_c is outside the district
     listed = response.context["providers"].get(pk=provider.pk)
-    assert (listed.live_keys, listed.sandbox_keys, listed.recent_reports) == (1, 1, 1)
+    assert (listed.live_keys, listed.sandbox_keys, listed.recent_reports) == (2, 1, 3)
     assert provider.unit.name in text
 
 
