@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image
 
+from cophub.detection import indexes as detection_indexes
 from cophub.evidence import crypto, vault
 from cophub.orgs.models import Role, Unit, UnitKind
 
@@ -21,10 +22,13 @@ def _isolated_hub(settings, tmp_path):
     settings.COPHUB_MASTER_KEY_FILE = tmp_path / "keys" / "master.key"
     settings.TASKS = TASKS_IMMEDIATE
     settings.RATELIMIT_ENABLE = False
+    settings.COPHUB_INDEX_DIR = tmp_path / "indexes"
+    detection_indexes.forget()
     crypto.create_master_key(settings.COPHUB_MASTER_KEY_FILE)
     vault.forget_master_key()
     yield
     vault.forget_master_key()
+    detection_indexes.forget()
 
 
 @pytest.fixture

@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "cophub.providers",
     "cophub.federation",
     "cophub.hashbanks",
+    "cophub.detection",
+    "cophub.triage",
     "ninja",
 ]
 
@@ -176,7 +178,11 @@ COPHUB_WORKER_STALE_AFTER = timedelta(seconds=env_int("COPHUB_WORKER_STALE_SECON
 COPHUB_HOUSEKEEPING = [
     "cophub.providers.services.expire_drafts",
     "cophub.providers.idempotency.forget_old",
+    "cophub.detection.indexes.save_snapshots",
 ]
+# Run by each worker before it claims its first task, and when it stops.
+COPHUB_WORKER_STARTUP = ["cophub.detection.indexes.warm"]
+COPHUB_WORKER_SHUTDOWN = ["cophub.detection.indexes.save_snapshots"]
 COPHUB_HOUSEKEEPING_EVERY = timedelta(seconds=env_int("COPHUB_HOUSEKEEPING_SECONDS", 600))
 
 # --- Cache (rate limits) --------------------------------------------------------
@@ -305,6 +311,25 @@ COPHUB_SLA_HOURS = {
     "P3": env_int("COPHUB_SLA_P3_HOURS", 72),
     "P4": env_int("COPHUB_SLA_P4_HOURS", 168),
 }
+
+# --- Detection and triage (docs/detection.md) ------------------------------------------
+# Snapshots of the in-memory PDQ indexes (the worker reloads them at start).
+COPHUB_INDEX_DIR = Path(env("COPHUB_INDEX_DIR", str(DATA_DIR / "indexes")))
+# PDQ hashes under this quality are not matched (HMA's default: 50).
+COPHUB_PDQ_MIN_QUALITY = env_int("COPHUB_PDQ_MIN_QUALITY", 50)
+# Videos are hashed (vPDQ, one frame a second) up to this length.
+COPHUB_VIDEO_MAX_SECONDS = env_int("COPHUB_VIDEO_MAX_SECONDS", 600)
+# Text classifiers (dotted paths); an image classifier such as
+# "cophub.detection.classifiers.NudeNetClassifier" needs the AGPL extra cophub[nudity].
+COPHUB_TEXT_CLASSIFIERS = [c for c in env("COPHUB_TEXT_CLASSIFIERS", "cophub.detection.classifiers.LexiconClassifier").split(",") if c]
+COPHUB_IMAGE_CLASSIFIERS = [c for c in env("COPHUB_IMAGE_CLASSIFIERS", "").split(",") if c]
+# Cases of these categories go to the nearest unit of this kind above the one
+# that received them (a school does not handle abuse material itself).
+COPHUB_TRIAGE_ROUTES = {"csam": env("COPHUB_ROUTE_CSAM", "province")}
+# Previews and clear files opened in 7 days above which a reviewer is flagged to their lead.
+COPHUB_WELLBEING_WEEKLY_MARK = env_int("COPHUB_WELLBEING_WEEKLY_MARK", 150)
+# The summed weight of a text category's indicators that makes it count in triage.
+COPHUB_TEXT_MIN_SCORE = float(env("COPHUB_TEXT_MIN_SCORE", "1.0"))
 
 # --- Provider API ---------------------------------------------------------------------
 

@@ -152,3 +152,16 @@ def verify(batch_size: int = 2000) -> Verification:
     if head_seq != last_seq or head_digest != prev_digest:
         return Verification(False, checked, last_seq + 1, "rows after the last one found are missing (head does not match)")
     return Verification(True, checked)
+
+
+def count_by_actor(actions, since, actor_ids=None) -> dict[int, dict[str, int]]:
+    """How many events of these actions each user caused since a time: actor id → {action: count}."""
+    from django.db.models import Count
+
+    events = AuditEvent.objects.filter(action__in=list(actions), at__gte=since, actor_id__isnull=False)
+    if actor_ids is not None:
+        events = events.filter(actor_id__in=list(actor_ids))
+    counts: dict[int, dict[str, int]] = {}
+    for actor_id, action, n in events.values_list("actor_id", "action").annotate(n=Count("pk")).order_by():
+        counts.setdefault(actor_id, {})[action] = n
+    return counts

@@ -19,7 +19,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from cophub.orgs.permissions import units_for
+from cophub.hashbanks import permissions as hashbank_permissions
+from cophub.orgs.permissions import unit_paths, units_for
 from cophub.providers import permissions as provider_permissions
 
 from . import permissions, two_factor
@@ -34,6 +35,8 @@ def render_console(request, template: str, context: dict | None = None, status: 
     if request.user.is_authenticated:
         context.setdefault("nav_can_enter", may_enter_reports(request.user))
         context.setdefault("nav_can_manage_providers", provider_permissions.may_manage_any(request.user))
+        context.setdefault("nav_can_manage_hash_lists", hashbank_permissions.may_manage(request.user))
+        context.setdefault("nav_can_see_wellbeing", bool(unit_paths(request.user, permissions.ACTIONS["staff.wellbeing"])))
     return render(request, template, context, status=status)
 
 

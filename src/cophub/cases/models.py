@@ -79,6 +79,8 @@ class EventKind(models.TextChoices):
     PRIORITY = "priority", _("Priority changed")
     CATEGORY = "category", _("Category changed")
     UPSTREAM = "upstream", _("Upstream hub")
+    TRIAGE = "triage", _("Automatic triage")
+    LINKED = "linked", _("Linked case")
 
 
 class CaseEvent(models.Model):
@@ -94,3 +96,26 @@ class CaseEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+
+
+class LinkReason(models.TextChoices):
+    SAME_FILE = "sha256", _("Same file (SHA-256)")
+    SIMILAR_PICTURE = "pdq", _("Similar picture (PDQ)")
+    SAME_URL = "url", _("Same link")
+
+
+class CaseLink(models.Model):
+    """Two cases about the same material or page. Unlike a merge, both go on:
+    the handler sees the other and decides. Stored once per pair (lower id first)."""
+
+    case_a = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
+    case_b = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=16, choices=LinkReason.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case_a", "case_b"], name="cases_one_link_per_pair"),
+            models.CheckConstraint(condition=models.Q(case_a__lt=models.F("case_b")), name="cases_link_ordered"),
+        ]

@@ -18,6 +18,8 @@ ACTIONS: dict[str, set[str]] = {
     "submission.enter": {A, H, C, T},
     # Confirm a case file as illegal material: it goes on the hub's hash list, shared with providers.
     "evidence.confirm": {A, H},
+    # See how much material each reviewer of the unit has looked at (reviewer wellbeing).
+    "staff.wellbeing": {A},
 }
 
 

@@ -21,7 +21,7 @@ from cophub.audit.services import record
 from cophub.core.categories import BY_CODE
 
 from . import permissions, workflow
-from .models import Case, CaseEvent, CaseFile, CaseSubmission, EventKind, Priority, State
+from .models import Case, CaseEvent, CaseFile, CaseLink, CaseSubmission, EventKind, Priority, State
 
 SYSTEM = None  # actor for what the hub does by itself
 
@@ -239,6 +239,79 @@ def set_category(case: Case, category: str, actor) -> Case:
     if category not in BY_CODE:
         raise ValueError(f"unknown category {category}")
     return _change_field(case, "category", category, actor, EventKind.CATEGORY)
+
+
+# --- What automatic triage may change ------------------------------------------------------------
+
+
+@dataclass
+class TriageChange:
+    priority: tuple[str, str] | None = None  # (from, to)
+    category: tuple[str, str] | None = None
+    unit: tuple[object, object] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.priority or self.category or self.unit)
+
+
+@transaction.atomic
+def apply_triage(case: Case, *, priority: str, category: str | None, unit=None, reasons: list[str]) -> TriageChange:
+    """The hub's own triage: priority only ever raised, the response due time recomputed,
+    the category set when the reporter chose none (or when the material is known),
+    the case handed to the unit in charge. One timeline event says why."""
+    case = Case.objects.select_for_update().select_related("unit").get(pk=case.pk)
+    change = TriageChange()
+    fields = ["updated_at"]
+    if priority < case.priority:  # "P1" < "P2": a smaller code is more urgent
+        change.priority = (case.priority, priority)
+        case.priority, case.sla_due_at = priority, sla_due(priority, case.created_at)
+        fields += ["priority", "sla_due_at"]
+    if category and category != case.category:
+        change.category = (case.category, category)
+        case.category = category
+        fields.append("category")
+    if unit is not None and unit.pk != case.unit_id:
+        change.unit = (case.unit, unit)
+        case.unit = unit
+        fields.append("unit")
+    if change:
+        case.save(update_fields=fields)
+    data = {"reasons": reasons}
+    if change.priority:
+        data.update({"from": change.priority[0], "to": change.priority[1]})
+    if change.category:
+        data["category"] = change.category
+    if change.unit:
+        data["handed_to"] = [change.unit[0].name, change.unit[1].name]
+    if change or reasons:
+        _event(case, EventKind.TRIAGE, SYSTEM, **data)
+        record("case.triaged", actor=SYSTEM, obj=case, unit=case.unit, **data)
+    return change
+
+
+@transaction.atomic
+def link_cases(case: Case, other: Case, reason: str, **detail) -> bool:
+    """Link two cases about the same thing; False when they already were (or are the same)."""
+    if case.pk == other.pk:
+        return False
+    first, second = sorted([case, other], key=lambda c: c.pk)
+    link, created = CaseLink.objects.get_or_create(case_a=first, case_b=second, defaults={"reason": reason, "detail": detail})
+    if created:
+        for this, that in ((first, second), (second, first)):
+            _event(this, EventKind.LINKED, SYSTEM, reference=that.reference, reason=reason, **detail)
+        record("case.linked", actor=SYSTEM, obj=first, unit=first.unit, other=second.reference, reason=reason)
+    return created
+
+
+def linked_cases(case: Case) -> list[tuple[Case, CaseLink]]:
+    links = CaseLink.objects.filter(Q(case_a=case) | Q(case_b=case)).select_related("case_a", "case_b").order_by("created_at")
+    return [(link.case_b if link.case_a_id == case.pk else link.case_a, link) for link in links]
+
+
+def cases_for_submissions(submission_ids) -> dict[int, Case]:
+    """The case that holds each submission (following merges)."""
+    links = CaseSubmission.objects.filter(submission_id__in=list(submission_ids)).select_related("case__merged_into")
+    return {link.submission_id: effective_case(link.case) for link in links}
 
 
 @transaction.atomic

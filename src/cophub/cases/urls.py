@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from cophub.evidence import views as evidence_views
+from cophub.evidence import wellbeing
 from cophub.hashbanks import views as hashbank_views
 
 from . import views
@@ -29,5 +30,6 @@ urlpatterns = [
     path("cases/<int:pk>/evidence/<int:blob_id>/stream/", evidence_views.stream, name="evidence_stream"),
     path("cases/<int:pk>/evidence/<int:blob_id>/confirm/", hashbank_views.confirm_view, name="evidence_confirm"),
     path("cases/<int:pk>/evidence/<int:blob_id>/withdraw/", hashbank_views.withdraw_view, name="evidence_withdraw"),
+    path("wellbeing/", wellbeing.wellbeing_view, name="wellbeing"),
     path("providers/", include("cophub.providers.urls")),
 ]

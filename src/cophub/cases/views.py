@@ -25,6 +25,7 @@ from cophub.audit.services import record
 from cophub.core.categories import label as category_label
 from cophub.evidence import permissions as evidence_permissions
 from cophub.evidence.services import discard_uploads
+from cophub.detection import services as detection
 from cophub.federation.services import forward, forwardings_of
 from cophub.hashbanks import services as hashbanks
 from cophub.intake import services as intake_services
@@ -34,7 +35,7 @@ from . import permissions, services, two_factor, workflow
 from .console import console_error, console_login_step, console_view, form_errors, render_console
 from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, ForwardForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
                     QueueFilterForm, TransitionForm, entry_units)
-from .models import EventKind, Priority, State
+from .models import EventKind, LinkReason, Priority, State
 
 QUEUE_PAGE_SIZE = 50
 
@@ -217,6 +218,8 @@ class EvidenceItem:
     listed_since: object = None  # on the hub's hash list since then
     confirm_url: str = ""
     withdraw_url: str = ""
+    # Known material: the hub-list match it inherited its verdict from. Never shown again.
+    verdict: object = None
 
     @property
     def preview_state(self) -> str:
@@ -232,22 +235,27 @@ class SubmissionView:
     from_case: object = None  # the duplicate it came from, when merged
 
 
-def _evidence_item(request, case, blob, name: str) -> EvidenceItem:
-    item = EvidenceItem(blob=blob, name=name, icon=KIND_ICONS.get(blob.kind, "📄"))
+def _evidence_item(request, case, blob, name: str, verdicts: dict) -> EvidenceItem:
+    item = EvidenceItem(blob=blob, name=name, icon=KIND_ICONS.get(blob.kind, "📄"), verdict=verdicts.get(blob.pk))
+    item.listed_since = hashbanks.listed_since(blob.sha256)
+    if item.verdict is not None:
+        # Assessed once, never shown to anyone again (INHOPE ICCAM's rule): no preview, no clear view.
+        if permissions.can(request.user, "evidence.confirm", case.unit) and item.listed_since:
+            item.withdraw_url = reverse("console:evidence_withdraw", args=[case.pk, blob.pk])
+        return item
     if evidence_permissions.can(request.user, "evidence.view_preview", case.unit) and blob.kind == "image":
         item.preview_url = reverse("console:evidence_preview", args=[case.pk, blob.pk])
     if evidence_permissions.can(request.user, "evidence.view_clear", case.unit):
         item.clear_url = reverse("console:evidence_clear", args=[case.pk, blob.pk])
-    item.listed_since = hashbanks.listed_since(blob.sha256)
     if permissions.can(request.user, "evidence.confirm", case.unit):
         item.confirm_url = reverse("console:evidence_confirm", args=[case.pk, blob.pk])
         item.withdraw_url = reverse("console:evidence_withdraw", args=[case.pk, blob.pk])
     return item
 
 
-def _submission_views(request, case) -> list[SubmissionView]:
+def _submission_views(request, case, submissions, verdicts: dict) -> list[SubmissionView]:
     views = []
-    for submission in services.submissions_of(case):
+    for submission in submissions:
         link_case = submission.case_link.case
         view = SubmissionView(
             submission=submission,
@@ -256,7 +264,7 @@ def _submission_views(request, case) -> list[SubmissionView]:
         )
         addendum_files: dict[int, list] = {}
         for upload in submission.files.all():
-            item = _evidence_item(request, case, upload.blob, upload.original_name)
+            item = _evidence_item(request, case, upload.blob, upload.original_name, verdicts)
             if upload.addendum_id:
                 addendum_files.setdefault(upload.addendum_id, []).append(item)
             else:
@@ -264,6 +272,24 @@ def _submission_views(request, case) -> list[SubmissionView]:
         view.addenda = [(addendum, addendum_files.get(addendum.pk, [])) for addendum in submission.addenda.all()]
         views.append(view)
     return views
+
+
+BANK_KIND_LABELS = {"hub": gettext_lazy("Confirmed (the hub's list)"), "imported": gettext_lazy("Lead (imported list)"),
+                    "allow": gettext_lazy("Known harmless (allow list)")}
+TEXT_CATEGORY_LABELS = {"grooming": gettext_lazy("Grooming"), "meeting": gettext_lazy("Meeting in person"),
+                        "sextortion": gettext_lazy("Sextortion"), "self_harm": gettext_lazy("Self-harm or suicide"),
+                        "bullying": gettext_lazy("Bullying"), "private_info": gettext_lazy("Private information"),
+                        "secrecy": gettext_lazy("Secrecy")}
+
+
+def detection_panel(case, submissions) -> dict:
+    """What the hub found by itself: bank matches, words of concern, links, related cases."""
+    ids = [s.pk for s in submissions]
+    names = {f.blob_id: f.original_name for s in submissions for f in s.files.all()}
+    matches = [{"match": m, "kind": BANK_KIND_LABELS.get(m.bank_kind, m.bank_kind), "file": names.get(m.blob_id, "")}
+               for m in detection.matches_for(ids)]
+    words = [{"finding": f, "category": TEXT_CATEGORY_LABELS.get(f.category, f.category)} for f in detection.text_findings_for(ids)]
+    return {"matches": matches, "words": words, "links": services.linked_cases(case)}
 
 
 def _state_label(code: str) -> str:
@@ -314,11 +340,32 @@ def describe_event(event) -> str:
             return _("Forwarded to the upstream hub %(name)s.") % {"name": data.get("upstream", "")}
         step = data.get("step", "")
         return _("The upstream hub %(name)s reports: %(step)s.") % {"name": data.get("upstream", ""), "step": UPSTREAM_STEPS.get(step, step)}
+    if kind == EventKind.TRIAGE:
+        return _describe_triage(data)
+    if kind == EventKind.LINKED:
+        reason = LinkReason(data["reason"]).label if data.get("reason") in LinkReason.values else data.get("reason", "")
+        return _("Linked to case %(reference)s: %(reason)s.") % {"reference": data.get("reference", ""), "reason": reason}
     if kind == EventKind.NOTE:
         return _("Internal note")
     if kind == EventKind.MESSAGE:
         return _("Message to the reporter")
     return str(EventKind(kind).label) if kind in EventKind.values else kind
+
+
+def _describe_triage(data: dict) -> str:
+    from cophub.triage.rules import reason_label
+
+    parts = []
+    if data.get("to"):
+        parts.append(_("priority %(from)s → %(to)s") % {"from": data.get("from", ""), "to": data["to"]})
+    if data.get("category"):
+        parts.append(_("category “%(to)s”") % {"to": category_label(data["category"][1])})
+    if data.get("handed_to"):
+        parts.append(_("handed to %(unit)s") % {"unit": data["handed_to"][1]})
+    reasons = "; ".join(reason_label(code) for code in data.get("reasons", []))
+    if not parts:
+        return _("Automatic triage: %(reasons)s.") % {"reasons": reasons or _("nothing found")}
+    return _("Automatic triage: %(changes)s, because %(reasons)s.") % {"changes": ", ".join(parts), "reasons": reasons}
 
 
 @dataclass
@@ -378,6 +425,10 @@ def case_view(request, pk: int):
     record("case.view", actor=request.user, obj=case, unit=case.unit, request=request)
     can = _allowed(request.user, case)
     now = timezone.now()
+    submissions = list(services.submissions_of(case))
+    staff_files = list(services.staff_files_of(case))
+    blob_ids = {f.blob_id for s in submissions for f in s.files.all()} | {f.blob_id for f in staff_files}
+    verdicts = detection.verdicts_for(blob_ids)
     context = {
         "case": case,
         "category": category_label(case.category),
@@ -385,8 +436,9 @@ def case_view(request, pk: int):
         "due_text": sla_text(case, now),
         "can": can,
         "forms": _case_forms(request, case, can),
-        "submissions": _submission_views(request, case),
-        "staff_files": [(f, _evidence_item(request, case, f.blob, f.original_name)) for f in services.staff_files_of(case)],
+        "submissions": _submission_views(request, case, submissions, verdicts),
+        "staff_files": [(f, _evidence_item(request, case, f.blob, f.original_name, verdicts)) for f in staff_files],
+        "detection": detection_panel(case, submissions),
         "timeline": _timeline(case),
         "merged_cases": list(case.merged_cases.order_by("reference")),
         "target_case": services.effective_case(case) if case.merged_into_id else None,

@@ -68,6 +68,18 @@ def housekeeping() -> dict[str, object]:
     return results
 
 
+def warm_up() -> None:
+    """Run COPHUB_WORKER_STARTUP (loading the matching indexes) before the first task is claimed."""
+    for path in settings.COPHUB_WORKER_STARTUP:
+        started = time.monotonic()
+        try:
+            import_string(path)()
+        except Exception:  # the worker still runs; the job is retried at first use
+            logger.exception("start-up job %s failed", path)
+        else:
+            logger.info("start-up: %s in %.1f s", path.rsplit(".", 1)[-1], time.monotonic() - started)
+
+
 class HeartbeatWorker(Worker):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -104,6 +116,7 @@ class HeartbeatWorker(Worker):
     def run(self) -> None:
         self.beat()
         requeue_orphaned_tasks()
+        warm_up()
         close_old_connections()
         thread = threading.Thread(target=self._heartbeat_loop, name="cophub-heartbeat", daemon=True)
         thread.start()
@@ -111,6 +124,11 @@ class HeartbeatWorker(Worker):
             super().run()
         finally:
             self._stop.set()
+            for path in settings.COPHUB_WORKER_SHUTDOWN:
+                try:
+                    import_string(path)()
+                except Exception:
+                    logger.exception("shutdown job %s failed", path)
             try:
                 WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
             except Exception:

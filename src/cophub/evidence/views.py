@@ -10,19 +10,24 @@ played by a page of ours that never starts playing by itself.
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from cophub.audit.services import record
 from cophub.cases import services as case_services
+from cophub.detection import services as detection
 from cophub.cases.console import console_view, render_console
 
 from . import permissions, services
 
 PLAYED_KINDS = {"video", "audio"}
+SHOWING = {"evidence.view_preview", "evidence.view_clear"}
 STREAM_SALT = "cophub.evidence.clear-stream"
 # How long the player page may fetch the file after the reviewer confirmed.
 STREAM_TOKEN_SECONDS = 15 * 60
@@ -35,7 +40,35 @@ def _case_and_blob(user, case_pk: int, blob_id: int, action: str):
     blob = services.get_blob(blob_id) if case_services.blob_belongs_to(case, blob_id) else None
     if blob is None:
         raise Http404
+    if action in SHOWING and detection.known_blob_ids([blob.pk]):
+        raise KnownMaterial(case, blob)
     return case, blob
+
+
+class KnownMaterial(Exception):
+    """The file matched the hub's confirmed list: assessed once, never shown to anyone again."""
+
+    def __init__(self, case, blob):
+        super().__init__(blob.pk)
+        self.case, self.blob = case, blob
+
+
+def _known_material_page(request, exc: KnownMaterial):
+    record("evidence.known_refused", actor=request.user, obj=exc.blob, unit=exc.case.unit, case=exc.case.reference, request=request)
+    title = _("Known material")
+    message = _("This file matches the hub's list of confirmed illegal material. It was assessed once and is not shown again to anyone; the case carries the verdict it inherited.")
+    return render_console(request, "cases/error.html", {"title": title, "message": message}, status=403)
+
+
+def _refusing_known(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except KnownMaterial as exc:
+            return _known_material_page(request, exc)
+
+    return wrapper
 
 
 def _sealed(response):
@@ -48,6 +81,7 @@ def _sealed(response):
 
 
 @console_view
+@_refusing_known
 @require_GET
 def preview(request, pk: int, blob_id: int):
     """The blurred, grey preview of an image."""
@@ -60,6 +94,7 @@ def preview(request, pk: int, blob_id: int):
 
 
 @console_view
+@_refusing_known
 @require_http_methods(["GET", "POST"])
 def clear(request, pk: int, blob_id: int):
     """GET: the wellbeing warning. POST (confirmed): the clear file itself."""
@@ -75,6 +110,7 @@ def clear(request, pk: int, blob_id: int):
 
 
 @console_view
+@_refusing_known
 @require_GET
 def stream(request, pk: int, blob_id: int):
     """The clear bytes of a video or sound file, for the player page only."""

@@ -22,10 +22,14 @@ class BankKind(models.TextChoices):
 
 
 class SignalType(models.TextChoices):
-    # Perceptual hashes ("pdq", "vpdq") and URLs come later (issue 4): a new
-    # choice here and its format in services.SIGNAL_FORMATS.
+    # A new type needs its format in services.SIGNAL_FORMATS (or a normaliser).
     SHA256 = "sha256", "SHA-256"
     MD5 = "md5", "MD5"
+    PDQ = "pdq", "PDQ"  # 64 hex digits, matched by distance (detection.pdq_index)
+    # A video's vPDQ: `value` is the SHA-256 of its frame list, the frames are in `data`.
+    VPDQ = "vpdq", "vPDQ"
+    URL = "url", "URL"  # normalised (detection.urls.normalise_url)
+    DOMAIN = "domain", _("Domain")  # a host name: it and every name under it
 
 
 class Bank(models.Model):
@@ -38,6 +42,9 @@ class Bank(models.Model):
     # For perceptual hashes (issue 4): the largest PDQ distance that still matches, the least quality kept.
     pdq_threshold = models.PositiveSmallIntegerField(_("PDQ distance threshold"), default=31)
     min_quality = models.PositiveSmallIntegerField(_("minimum PDQ quality"), default=50)
+    description = models.TextField(_("description"), blank=True)
+    # Where an imported list comes from (its publisher, a file name): shown with every match.
+    origin = models.CharField(_("origin"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -57,6 +64,10 @@ class BankEntry(models.Model):
     bank = models.ForeignKey(Bank, on_delete=models.PROTECT, related_name="entries", verbose_name=_("hash list"))
     signal_type = models.CharField(_("signal type"), max_length=16, choices=SignalType.choices)
     value = models.CharField(_("value"), max_length=1000)  # lowercase hex for hashes
+    # PDQ: the quality the hash was computed with, when known.
+    quality = models.PositiveSmallIntegerField(_("quality"), null=True, blank=True)
+    # vPDQ: one frame per line, "frame,quality,hash,seconds".
+    data = models.TextField(blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
     note = models.TextField(_("note"), blank=True)
     source = models.CharField(_("source"), max_length=200, blank=True)  # e.g. "case:2026-000012"

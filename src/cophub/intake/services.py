@@ -49,6 +49,7 @@ def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received
     stores a draft report's files as they are uploaded).
     """
     from cophub.cases.services import open_for_submission
+    from cophub.triage.services import submission_received
 
     files, blobs = list(files), list(blobs)
     for name in TEXT_FIELDS:
@@ -80,6 +81,9 @@ def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received
                         + [SubmissionFile(submission=submission, blob=blob, original_name=name) for blob, name in blobs]
                     )
                     case = open_for_submission(submission)
+                    # In the same transaction: with the database task backend the
+                    # job exists exactly when the submission does.
+                    submission_received(submission)
                 break
             except IntegrityError:
                 # A code collision (one in 10¹² per pair): draw another code.
@@ -120,6 +124,10 @@ def add_information(submission: Submission, text: str, files=()) -> tuple[Addend
                 [SubmissionFile(submission=submission, addendum=addendum, blob=a.blob, original_name=a.name) for a in accepted]
             )
             record_addendum(submission, addendum, len(accepted))
+            if accepted or text:
+                from cophub.triage.services import submission_received
+
+                submission_received(submission)  # the new files and words are read too
     except BaseException:
         discard_checked(checked)
         discard_uploads(files)
@@ -131,3 +139,34 @@ def public_status(submission: Submission):
     from cophub.cases.services import public_status as case_status
 
     return case_status(submission)
+
+
+# --- For detection and triage ------------------------------------------------------------------
+
+
+def get_submission(pk: int) -> Submission | None:
+    return Submission.objects.filter(pk=pk).first()
+
+
+def blobs_of(submission: Submission) -> list:
+    """Every distinct file of the submission, its additions included."""
+    seen, blobs = set(), []
+    for item in SubmissionFile.objects.filter(submission=submission).select_related("blob").order_by("pk"):
+        if item.blob_id not in seen:
+            seen.add(item.blob_id)
+            blobs.append(item.blob)
+    return blobs
+
+
+def text_of(submission: Submission) -> str:
+    """What the reporter wrote later, for reading with the submission's own text."""
+    return "\n".join(a.text for a in submission.addenda.all() if a.text)
+
+
+def submissions_with_blobs(blob_ids, *, exclude: int) -> dict[int, set[int]]:
+    """Other submissions holding one of these files: submission id → the blob ids they share."""
+    shared: dict[int, set[int]] = {}
+    rows = SubmissionFile.objects.filter(blob_id__in=list(blob_ids)).exclude(submission_id=exclude).values_list("submission_id", "blob_id")
+    for submission_id, blob_id in rows[:1000]:
+        shared.setdefault(submission_id, set()).add(blob_id)
+    return shared

@@ -81,6 +81,7 @@ def test_default_housekeeping_expires_drafts_and_old_idempotency_records(units):
                                      created_at=now - timedelta(hours=25))
     IdempotencyRecord.objects.create(provider=provider, key="new", method="POST", path="/", request_digest="x")
     results = housekeeping()
-    assert results == {"cophub.providers.services.expire_drafts": 1, "cophub.providers.idempotency.forget_old": 1}
+    assert results == {"cophub.providers.services.expire_drafts": 1, "cophub.providers.idempotency.forget_old": 1,
+                       "cophub.detection.indexes.save_snapshots": 0}  # no index loaded in this process
     assert list(ProviderReport.objects.values_list("public_id", flat=True)) == ["rpt_new"]
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]

@@ -55,7 +55,7 @@ def test_values_are_lowercased_and_checked():
     with pytest.raises(ValueError):
         services.add_signals(services.hub_bank(), {"sha256": "not hex"}, source="x", actor=None)
     with pytest.raises(ValueError):
-        services.add_signals(services.hub_bank(), {"pdq": "ab" * 32}, source="x", actor=None)
+        services.add_signals(services.hub_bank(), {"tmk": "ab" * 32}, source="x", actor=None)  # not a type we know
 
 
 def test_disable_shows_as_removed_and_reenable_as_added_again():

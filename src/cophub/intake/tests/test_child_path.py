@@ -53,7 +53,8 @@ def test_child_files_a_report_step_by_step_with_an_image(client, units):
     assert submission.contact_ok is False and submission.contact_phone == ""
     [stored] = submission.files.select_related("blob")
     assert stored.original_name == "chup-man-hinh.png" and stored.blob.kind == "image" and stored.blob.width == 64
-    assert Case.objects.get(links__submission=submission).priority == "P2"
+    # The category alone gives P2; triage read "someone demands more photos" as sextortion: P1.
+    assert Case.objects.get(links__submission=submission).priority == "P1"
 
 
 def test_each_step_shows_a_clear_error_and_keeps_the_answers(client, units):

@@ -1,0 +1,184 @@
+"""End to end: reports come in through the real doors; detection and triage rank them before anyone looks."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from cophub.audit.models import AuditEvent
+from cophub.cases.models import Case, CaseLink, EventKind
+from cophub.cases.tests.helpers import log_in
+from cophub.conftest import make_user
+from cophub.detection import hashing
+from cophub.detection.models import Match
+from cophub.hashbanks import services as banks
+from cophub.intake.models import Submission
+from cophub.providers import keys
+from cophub.providers.models import Provider
+from cophub.providers.tests.conftest import ApiClient, minimal_report
+
+pytestmark = pytest.mark.django_db
+
+
+def picture(seed: int, size=(800, 600)) -> Image.Image:
+    """A picture with real structure: smooth random shapes, not a flat colour."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+    return Image.fromarray(small, "RGB").resize(size, Image.Resampling.BICUBIC)
+
+
+def jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def upload(name: str, data: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="image/jpeg")
+
+
+def adult_report(client, **fields):
+    data = {"reporter_kind": "parent", "age_band": "9_12", "category": "other", "where_app": "Messenger",
+            "description": "Con tôi nhận được ảnh này.", "contact_name": "", "contact_phone": "", "contact_email": ""}
+    data.update(fields)
+    response = client.post("/adult/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Submission.objects.order_by("-pk").first()
+
+
+def case_of(submission) -> Case:
+    return Case.objects.get(links__submission=submission)
+
+
+def test_a_picture_matching_the_confirmed_list_becomes_p1_and_is_never_shown(client, units, staff):
+    original = picture(seed=7)
+    banks.add_signals(banks.hub_bank(), {"pdq": hashing.pdq_for_image(jpeg(original)).hash},
+                      source="case:2026-000001", actor=staff["handler"])
+    # A smaller, harder-compressed copy of the same picture arrives from a parent.
+    copy = jpeg(original.resize((400, 300)), quality=45)
+    submission = adult_report(client, school=units["school_a"].pk, files=[upload("anh.jpg", copy)])
+
+    case = case_of(submission)
+    assert case.priority == "P1" and case.category == "csam"
+    assert case.unit == units["province"]  # abuse material goes to the province, not the school
+    match = Match.objects.get(submission=submission)
+    assert (match.bank_kind, match.signal_type) == ("hub", "pdq") and 0 < match.distance <= 31
+    triage = case.events.get(kind=EventKind.TRIAGE)
+    assert triage.data["to"] == "P1" and "known_material" in triage.data["reasons"]
+    # No human looked: no preview or clear view was ever served.
+    assert not AuditEvent.objects.filter(action__startswith="evidence.view").exists()
+
+    lead = make_user("province-admin", "admin", units["province"])
+    log_in(client, lead)
+    blob_id = submission.files.get().blob_id
+    page = client.get(f"/console/cases/{case.pk}/").content.decode()
+    assert "evidence/%d/preview" % blob_id not in page and "evidence/%d/clear" % blob_id not in page
+    assert "Known material" in page or "Tư liệu đã biết" in page
+    for view in ("preview", "clear"):
+        response = client.get(f"/console/cases/{case.pk}/evidence/{blob_id}/{view}/")
+        assert response.status_code == 403
+    assert not AuditEvent.objects.filter(action__startswith="evidence.view").exists()
+    assert AuditEvent.objects.filter(action="evidence.known_refused").count() == 2
+
+
+def test_an_unrelated_picture_is_not_a_match(client, units, staff):
+    banks.add_signals(banks.hub_bank(), {"pdq": hashing.pdq_for_image(jpeg(picture(seed=7))).hash},
+                      source="case:2026-000001", actor=staff["handler"])
+    submission = adult_report(client, school=units["school_a"].pk, files=[upload("khac.jpg", jpeg(picture(seed=99)))])
+    case = case_of(submission)
+    assert not Match.objects.filter(submission=submission).exists()
+    assert case.priority == "P3" and case.unit == units["school_a"]
+
+
+def test_an_allow_list_cancels_a_perceptual_lead(client, units, staff):
+    image = jpeg(picture(seed=11))
+    pdq = hashing.pdq_for_image(image).hash
+    imported = banks.Bank.objects.create(name="Danh sách nhập", kind="imported")
+    allow = banks.Bank.objects.create(name="Ảnh vô hại đã biết", kind="allow")
+    banks.add_signals(imported, {"pdq": pdq}, source="import", actor=staff["admin"])
+    submission = adult_report(client, school=units["school_a"].pk, files=[upload("a.jpg", image)])
+    assert case_of(submission).priority == "P2"
+    banks.add_signals(allow, {"pdq": pdq}, source="false positive", actor=staff["admin"])
+    second = adult_report(client, school=units["school_a"].pk, files=[upload("b.jpg", jpeg(picture(seed=11), quality=60))])
+    assert {m.bank_kind for m in Match.objects.filter(submission=second)} == {"allow"}
+    assert case_of(second).priority == "P3"
+
+
+def test_a_childs_teen_code_message_about_a_secret_meeting_is_p1(client, units):
+    """“có người lạ nhắn riêng bảo muốn gặp em, dặn không được nói với bố mẹ” in teen code."""
+    text = "có ng lạ ib bảo mún gặp e, dặn ko dc nói vs bme"
+    client.post("/child/", {"step": "1", "category": "other", "age_band": "9_12"})
+    client.post("/child/", {"step": "2", "category": "other", "age_band": "9_12", "where_app": "Zalo"})
+    response = client.post("/child/", {"step": "3", "category": "other", "age_band": "9_12", "where_app": "Zalo",
+                                       "contact": "none", "description": text})
+    assert response.status_code == 302
+    case = case_of(Submission.objects.order_by("-pk").first())
+    assert case.priority == "P1"
+    assert case.category == "grooming"
+    reasons = case.events.get(kind=EventKind.TRIAGE).data["reasons"]
+    assert "meeting_secret" in reasons
+
+
+def test_the_same_url_from_the_web_form_and_the_api_ends_in_linked_cases(client, units):
+    url = "https://www.tiktok.com/@nguoi.la/video/7301234567890?utm_source=zalo&is_from_webapp=1"
+    web = adult_report(client, school=units["school_a"].pk, where_url=url, category="grooming")
+    provider = Provider.objects.create(name="Nền tảng A", unit=units["district"])
+    api = ApiClient(keys.issue_key(provider, ["reports:write"])[1])
+    # The provider writes the same page differently: no tracking parameter, scheme and host in capitals.
+    body = minimal_report(internet_details=[{"kind": "social", "url": "HTTPS://WWW.TIKTOK.COM/@nguoi.la/video/7301234567890?is_from_webapp=1"}],
+                         finish=True)
+    response = api.post("/api/v1/reports", body, idempotency_key="same-url-1")
+    assert response.status_code in (200, 201), response.content
+    from_api = Submission.objects.filter(channel="provider").get()
+
+    web_case, api_case = case_of(web), case_of(from_api)
+    assert web_case.pk != api_case.pk
+    link = CaseLink.objects.get()
+    assert {link.case_a_id, link.case_b_id} == {web_case.pk, api_case.pk} and link.reason == "url"
+    for case, other in ((web_case, api_case), (api_case, web_case)):
+        event = case.events.get(kind=EventKind.LINKED)
+        assert event.data["reference"] == other.reference
+
+
+def test_the_same_file_twice_links_the_cases(client, units):
+    image = jpeg(picture(seed=3))
+    first = adult_report(client, school=units["school_a"].pk, files=[upload("1.jpg", image)])
+    second = adult_report(client, school=units["school_b"].pk, files=[upload("2.jpg", image)])
+    link = CaseLink.objects.get()
+    assert link.reason == "sha256"
+    assert {link.case_a_id, link.case_b_id} == {case_of(first).pk, case_of(second).pk}
+
+
+def test_a_resized_copy_links_the_cases_through_pdq(client, units):
+    image = picture(seed=5)
+    first = adult_report(client, school=units["school_a"].pk, files=[upload("1.jpg", jpeg(image))])
+    second = adult_report(client, school=units["school_a"].pk, files=[upload("2.jpg", jpeg(image.resize((500, 375)), quality=50))])
+    link = CaseLink.objects.get()
+    assert link.reason == "pdq"
+    assert {link.case_a_id, link.case_b_id} == {case_of(first).pk, case_of(second).pk}
+
+
+def test_a_homepage_alone_does_not_link_cases(client, units):
+    adult_report(client, school=units["school_a"].pk, where_url="https://facebook.com/")
+    adult_report(client, school=units["school_a"].pk, where_url="https://www.facebook.com")
+    assert not CaseLink.objects.exists()
+
+
+def test_a_file_confirmed_by_a_handler_is_known_in_the_next_report(client, units, staff):
+    image = jpeg(picture(seed=21))
+    first = adult_report(client, school=units["school_a"].pk, files=[upload("1.jpg", image)])
+    case = case_of(first)
+    handler = make_user("school-handler", "handler", units["district"])
+    log_in(client, handler)
+    blob_id = first.files.get().blob_id
+    response = client.post(f"/console/cases/{case.pk}/evidence/{blob_id}/confirm/", {"confirm": "on"})
+    assert response.status_code == 302
+    client.logout()
+    # A re-encoded copy (a different SHA-256) arrives: known through the PDQ added at confirmation.
+    second = adult_report(client, school=units["school_b"].pk, files=[upload("2.jpg", jpeg(picture(seed=21), quality=55))])
+    assert case_of(second).priority == "P1"
+    assert Match.objects.get(submission=second, signal_type="pdq").bank_kind == "hub"
