@@ -4,8 +4,9 @@
 
 For every bank size each index is built in its own fresh process (spawned,
 so RSS figures are clean), from the same 64-hex-digit strings and int ids.
-Both processes then stay alive and answer the same queries in alternating
-rounds, so a busy machine slows them alike. Prints build time, query p50/p99,
+Both processes then stay alive and answer the same queries in 3 rounds,
+interleaved block by block, so a busy machine slows them alike; p50/p99 are
+those of the median round. Prints build time, query p50/p99,
 memory added by the index, their ratios, the time a new hash takes to become
 matchable, image hashing throughput, and a verdict per goal. See
 bench/README.md.
@@ -29,7 +30,9 @@ import numpy as np
 
 SEED = 1234
 THRESHOLD = 31
-ROUNDS = 4  # query rounds per index, alternating which index goes first
+ROUNDS = 3  # query rounds per index; the median round's p50/p99 is reported
+BLOCKS = 4  # per round, blocks of queries alternating which index goes first
+REMOVES = 200  # single-id remove() calls timed on our index
 THEIRS_CAP_S = 15 * 60  # threatexchange build cap per size
 P99_GOAL_MS = 5.0
 FRESH_GOAL_S = 1.0
@@ -100,6 +103,12 @@ class Ours:
     def add(self, h, i):
         self.index.add([i], [h])
 
+    def remove(self, i):
+        return self.index.remove([i])
+
+    def describe(self):
+        return self.index.layout
+
 
 class Theirs:
     name = "threatexchange PDQIndex"
@@ -135,13 +144,16 @@ def worker(conn, impl: str, n: int, n_queries: int) -> None:
     # keeps a tuple per entry): keep them out of the latency figures.
     gc.freeze()
     own = index.index.memory_bytes() if impl == "ours" else None
-    conn.send({"build_s": build_s, "mem": rss_bytes() - before, "peak": peak - before, "own": own})
+    layout = index.describe() if impl == "ours" else None
+    conn.send({"build_s": build_s, "mem": rss_bytes() - before, "peak": peak - before, "own": own, "layout": layout})
     while True:
         cmd, *args = conn.recv()
         if cmd == "query":
             conn.send(run_queries(index, queries[args[0] : args[1]]))
         elif cmd == "fresh":
             conn.send(run_fresh(index, *args))
+        elif cmd == "remove":
+            conn.send(run_removes(index, ids, *args))
         else:
             return
 
@@ -156,6 +168,17 @@ def run_queries(index, queries):
         lat.append(time.perf_counter() - t)
         found.append(tuple(sorted(got)))
     return lat, found
+
+
+def run_removes(index, ids, count: int):
+    """remove() of one stored id at a time; durations (the ids are spread over the bank)."""
+    index.remove(-1)  # absent id: warms numpy's lazily imported np.unique (~20 ms once)
+    lat = []
+    for i in ids[:: max(1, len(ids) // count)][:count]:
+        t = time.perf_counter()
+        assert index.remove(i) == 1
+        lat.append(time.perf_counter() - t)
+    return lat
 
 
 def run_fresh(index, count: int, cap_s: float):
@@ -215,6 +238,15 @@ def pct(values, p):
     return float(np.percentile(np.asarray(values) * 1e3, p)) if values else float("nan")
 
 
+def median_round(rounds, p):
+    """The median over rounds of each round's p-th percentile, in ms."""
+    return float(np.median([pct(lat, p) for lat in rounds]))
+
+
+def load_avg() -> str:
+    return "load average %.2f %.2f %.2f (1/5/15 min)" % os.getloadavg()
+
+
 def measure_size(n, n_queries, fresh_count):
     res = {"n": n}
     procs = {}
@@ -228,49 +260,67 @@ def measure_size(n, n_queries, fresh_count):
                 why = "over the 15-minute cap" if isinstance(exc, TimeoutError) else "process died (memory?)"
                 res[impl] = {"failed": f"{why} after {time.perf_counter() - t:.0f} s"}
                 procs.pop(impl).close()
-        # Alternate the query rounds between the two live processes.
-        bounds = np.linspace(0, n_queries, ROUNDS + 1).astype(int)
         for impl in procs:
-            res[impl].update(lat=[], found=[])
+            res[impl].update(rounds=[], found=[])
         for r in range(ROUNDS):
-            order = list(procs) if r % 2 == 0 else list(procs)[::-1]
-            for impl in order:
-                lat, found = procs[impl].call("query", bounds[r], bounds[r + 1])
-                res[impl]["lat"] += lat
-                res[impl]["found"] += found
+            run_round(procs, res, n_queries, r)
         for impl in procs:
             # threatexchange rebuilds a Python dict of every id on each add,
             # so only a few of its adds are timed (capped at 2 minutes).
             count = fresh_count if impl == "ours" else 3
             res[impl]["fresh"] = procs[impl].call("fresh", count, 120.0)
+        if "ours" in procs:
+            res["ours"]["remove"] = procs["ours"].call("remove", REMOVES)
     finally:
         for p in procs.values():
             p.close()
     return res
 
 
+def run_round(procs, res, n_queries, r):
+    """All queries once per index, in blocks alternating which index goes
+    first, so a burst of load elsewhere hits both; one latency list per round."""
+    bounds = np.linspace(0, n_queries, BLOCKS + 1).astype(int)
+    lat = {impl: [] for impl in procs}
+    found = {impl: [] for impl in procs}
+    for b in range(BLOCKS):
+        order = list(procs) if (r + b) % 2 == 0 else list(procs)[::-1]
+        for impl in order:
+            got_lat, got = procs[impl].call("query", bounds[b], bounds[b + 1])
+            lat[impl] += got_lat
+            found[impl] += got
+    for impl in procs:
+        res[impl]["rounds"].append(lat[impl])
+        if not res[impl]["found"]:
+            res[impl]["found"] = found[impl]
+        elif res[impl]["found"] != found[impl]:
+            raise AssertionError(f"{impl}: different matches in round {r + 1}")
+
+
 def fmt_row(name, r):
     if "failed" in r:
         return f"  {name:26s} not built: {r['failed']}"
+    rounds = " / ".join(f"{pct(lat, 99):.2f}" for lat in r["rounds"])
     return (
-        f"  {name:26s} build {r['build_s']:8.1f} s   p50 {pct(r['lat'], 50):8.3f} ms   "
-        f"p99 {pct(r['lat'], 99):8.3f} ms   memory {r['mem'] / 2**20:8.0f} MiB "
+        f"  {name:26s} build {r['build_s']:8.1f} s   p50 {median_round(r['rounds'], 50):8.3f} ms   "
+        f"p99 {median_round(r['rounds'], 99):8.3f} ms (rounds {rounds})   memory {r['mem'] / 2**20:8.0f} MiB "
         f"(peak +{r['peak'] / 2**20:.0f} MiB)"
-        + (f", arrays {r['own'] / 2**20:.0f} MiB" if r.get("own") else "")
+        + (f", arrays {r['own'] / 2**20:.0f} MiB, {r['layout']}" if r.get("own") else "")
     )
 
 
 def report_size(res):
     n = res["n"]
     ours, theirs = res["ours"], res["theirs"]
-    print(f"\n{n:,} hashes")
+    print(f"\n{n:,} hashes ({ROUNDS} query rounds; p50/p99 of the median round)")
+    print(f"  start: {res['load_start']}; end: {res['load_end']}")
     print(fmt_row(Ours.name, ours))
     print(fmt_row(Theirs.name, theirs))
     if "failed" not in theirs:
         agree = ours["found"] == theirs["found"]
         hits = sum(bool(f) for f in ours["found"])
         print(
-            f"  ratio ours/theirs          p99 {pct(ours['lat'], 99) / pct(theirs['lat'], 99):.3f}   "
+            f"  ratio ours/theirs          p99 {median_round(ours['rounds'], 99) / median_round(theirs['rounds'], 99):.3f}   "
             f"memory {ours['mem'] / theirs['mem']:.3f}   build {ours['build_s'] / theirs['build_s']:.3f}"
         )
         print(f"  same matches for all {len(ours['found'])} queries: {'yes' if agree else 'NO'} "
@@ -283,6 +333,9 @@ def report_size(res):
                 f"add returned -> found: p50 {pct(found_s, 50):.3f} ms, max {max(found_s) * 1e3:.1f} ms; "
                 f"{len(add_s) - missed}/{len(add_s)} found by the next search"
             )
+    if "remove" in ours:
+        lat = ours["remove"]
+        print(f"  {Ours.name:26s} remove() of 1 id: p50 {pct(lat, 50):.3f} ms, max {max(lat) * 1e3:.2f} ms ({len(lat)} calls)")
 
 
 # ---------------------------------------------------------------- image hashing
@@ -348,9 +401,12 @@ def verdict(results):
     big = max(results, key=lambda r: r["n"])
     n = big["n"]
     ours = big["ours"]
-    p99 = pct(ours["lat"], 99)
+    p99 = median_round(ours["rounds"], 99)
     print("\nVerdict")
-    print(f"  p99 <= {P99_GOAL_MS:g} ms at {n:,}: {'yes' if p99 <= P99_GOAL_MS else 'no'} ({p99:.3f} ms)")
+    print(
+        f"  p99 <= {P99_GOAL_MS:g} ms at {n:,}: {'yes' if p99 <= P99_GOAL_MS else 'no'} "
+        f"({p99:.3f} ms, median of {ROUNDS} rounds)"
+    )
     theirs_mem, label = None, ""
     if "failed" not in big["theirs"]:
         theirs_mem = big["theirs"]["mem"]
@@ -391,10 +447,14 @@ def main(argv=None):
     print("memory = RSS added by building the index (inputs already in memory, freed heap trimmed)")
     results = []
     for n in sizes:
+        start = load_avg()
         results.append(measure_size(n, args.queries, args.fresh))
+        results[-1].update(load_start=start, load_end=load_avg())
         report_size(results[-1])
         sys.stdout.flush()
+    print(f"\nImage hashing start: {load_avg()}")
     hashing_throughput(args.images)
+    print(f"  end: {load_avg()}")
     verdict(results)
 
 

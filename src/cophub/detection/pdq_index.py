@@ -4,17 +4,30 @@ Pure numpy, no Django, so it can be benchmarked on its own (bench/matching.py).
 
 Design: multi-index hashing
 ---------------------------
-The 256 bits are cut into 16 chunks of 16 bits. If d(q, x) <= T then, by
-pigeonhole, at least one chunk of x differs from q's in at most r = T // 16
-bits (r = 1 for the PDQ default T = 31). So for every chunk we keep a table
-chunk value -> rows, in CSR form (``offsets``: where each of the 65,536
-values' rows start; ``pos``: row numbers grouped by chunk value), and a query
-looks up the 16 x 17 neighbouring values, gathers those rows and computes the
-exact distance on them only. With random hashes that is about n / 240
-candidates (42,000 at 10 million) instead of n.
+The 256 bits are cut into m chunks. If d(q, x) <= T then, by pigeonhole, at
+least one chunk of x differs from q's in at most r = T // m bits. So for
+every chunk we keep a table chunk value -> rows, in CSR form (``offsets``:
+where each value's rows start, uint32; ``pos``: row numbers grouped by chunk
+value, uint32), and a query looks up every value within r bits of its own
+chunk values, gathers those rows and computes the exact distance on them
+only. Any T works: when the probes would touch more than a quarter of the
+rows (large T), the query scans all rows instead.
+
+The chunking is chosen by size at every full build (``LARGE_LAYOUT_FROM``,
+2 million rows; an incremental merge that crosses it rebuilds):
+
+- below: 16 chunks of 16 bits, r = 1 at T = 31: 16 x 17 probes, about
+  n / 240 candidates (4,200 at 1 M); offsets 4 MiB;
+- from 2 M: 12 chunks, 8 of 21 bits and 4 of 22, r = 2 at T = 31 (exact up
+  to T = 35, as 12 x 3 > 35): 8 x 232 + 4 x 254 probes, about n / 890
+  candidates (11,000 at 10 M instead of 42,000), half the query time; the
+  offsets take a fixed 128 MiB, too much for a small index.
 
 Memory per stored hash: 32 bytes of code, 8 of external id, 1 tombstone
-byte and 16 x 4 bytes of table entries = 105 bytes (about 1 GB at 10 M).
+byte, 4 per chunk of table entries (64 or 48), and, unless the ids were
+added in ascending order (database row ids usually are), 12 for the sorted
+ids ``remove`` uses: 16x16: 105 (117) bytes + 4 MiB; 12x21/22: 89 (101)
+bytes + 128 MiB, i.e. 102 (114) bytes a hash at 10 M, about 1 GB.
 
 Incremental updates
 -------------------
@@ -23,15 +36,20 @@ Rows live in append-only buffers. Rows [0, n_indexed) are in the CSR tables
 hash is matchable as soon as ``add`` returns. When the delta passes
 ``delta_limit`` rows (default 32,768, a ~0.2 ms scan) it is merged into the
 tables: O(n) memory copies per chunk (an insert into sorted arrays, not a
-re-sort; ~0.4 s at 10 M), done on a background thread while searches and
-adds go on. A bulk add (one batch larger than the limit) or adds outrunning
-the merger (delta > 8 x limit) are merged by the adding thread itself. A merge builds new tables and swaps them in, so peak
-memory during a merge is the table size twice.
+re-sort; 1.5-2 s at 10 M, mostly the first touch of the new tables' pages),
+done on a background thread while searches and adds go on. A bulk add (one
+batch larger than the limit) or adds outrunning the merger (delta > 8 x
+limit) are merged by the adding thread itself. A full build sorts
+(chunk value << 32 | row) pairs, ~9 s at 10 M. A merge builds new tables and
+swaps them in, so peak memory during a merge is the table size twice.
 
 Removals set a tombstone (``alive`` = False); dead rows stay in the tables
-and are filtered from results. When more than a quarter of the rows are dead,
-the next merge compacts (rebuilds everything without them, blocking adds but
-not searches for its duration).
+and are filtered from results. ``remove`` of k ids costs O(k log n): a binary
+search in the indexed rows' ids, kept sorted with their row numbers (built
+at full builds, merged like the tables; the ids themselves when ascending),
+plus a scan of the delta's ids (0.05 ms for one id at 10 M). When more
+than a quarter of the rows are dead, the next merge compacts (rebuilds
+everything without them, blocking adds but not searches for its duration).
 
 An id may be added more than once (e.g. one bank entry with several hashes):
 results report each id once with its best distance, and ``remove`` drops all
@@ -59,7 +77,8 @@ offset   size                    content
 =======  ======================  ==========================================
 
 Only live rows are written. The lookup tables are not stored: ``load``
-rebuilds them, so a crafted file cannot plant out-of-range row numbers.
+rebuilds them (in the chunking for their number), so a crafted file cannot
+plant out-of-range row numbers, and a change of chunking needs no new format.
 """
 
 from __future__ import annotations
@@ -320,13 +339,25 @@ def _merge_tables(t: _Tables, codes: np.ndarray, ids: np.ndarray) -> _Tables:
         order = np.argsort(keys, kind="stable")
         seg = slice(layout.bases[j], layout.bases[j] + (1 << width) + 1)
         old = t.offsets[seg]
-        at = old[keys[order] + 1].astype(np.int64)
-        pos[j] = np.insert(t.pos[j], at, rows[order])
-        added = np.zeros((1 << width) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(keys, minlength=1 << width), out=added[1:])
-        offsets[seg] = old + added
+        _insert_into(pos[j], t.pos[j], old[keys[order] + 1].astype(np.int64), rows[order])
+        # In uint32 and in place: int64 temporaries of 2^22 entries per
+        # chunk made this part the slower half of a merge.
+        new = offsets[seg]
+        new[0] = 0
+        np.cumsum(np.bincount(keys, minlength=1 << width).astype(np.uint32), out=new[1:])
+        new += old
     id_sorted, id_rows = _merge_sorted_ids(t, ids)
     return _Tables(layout, offsets, pos, len(codes), id_sorted, id_rows)
+
+
+def _insert_into(out: np.ndarray, arr: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:
+    """out[:] = np.insert(arr, at, values) for ascending ``at``, without
+    np.insert's extra full-size copy."""
+    final = at + np.arange(len(at))
+    keep = np.ones(len(out), bool)
+    keep[final] = False
+    out[final] = values
+    out[keep] = arr
 
 
 def _is_ascending(ids: np.ndarray) -> bool:

@@ -178,6 +178,17 @@ def _apply_allow_list(hits: list[Hit]) -> list[Hit]:
             and not (hit.entry.bank_kind == LEAD)]
 
 
+def match_declared(declared) -> list[Hit]:
+    """Exact matches of files named by hash alone (a provider that did not send the file)."""
+    hits = []
+    for sha256, md5, name in declared:
+        found = lookup.exact_entries("sha256", [sha256]) if sha256 else []
+        found_md5 = lookup.exact_entries("md5", [md5]) if md5 else []
+        hits += [Hit(entry, "sha256", 0, {"declared": name}) for entry in found]
+        hits += [Hit(entry, "md5", 0, {"declared": name}) for entry in found_md5]
+    return hits
+
+
 # --- URLs ----------------------------------------------------------------------------------------------
 
 
@@ -225,11 +236,12 @@ class Findings:
         return [m for m in self.matches if m.bank_kind == LEAD]
 
 
-def scan_submission(submission, blobs, extra_text: str = "") -> Findings:
+def scan_submission(submission, blobs, extra_text: str = "", declared=()) -> Findings:
     """Hash the files, read the texts, match everything; record it (again) for this submission.
 
     Safe to run twice (a retried task, information added later): the
     submission's findings are replaced, its matches kept once each.
+    `declared` are (sha256, md5, name) of files named by their hashes alone.
     """
     findings = Findings(submission.pk, blob_ids=[b.pk for b in blobs])
     rows: list[Match] = []
@@ -238,6 +250,7 @@ def scan_submission(submission, blobs, extra_text: str = "") -> Findings:
         if signals.pdq:
             findings.pdq_by_blob[blob.pk] = (signals.pdq, signals.pdq_quality or 0)
         rows += [_match_row(submission, hit, blob=blob) for hit in match_file(blob, signals)]
+    declared_rows = [_match_row(submission, hit) for hit in match_declared(declared)]
     findings.urls = urls_of(submission, extra_text)
     rows += [_match_row(submission, hit, url=url) for url, hit in match_urls(findings.urls)]
     indicators = _indicators(submission, extra_text)
@@ -245,6 +258,9 @@ def scan_submission(submission, blobs, extra_text: str = "") -> Findings:
     findings.strong_text = {i.category for _, i in indicators if getattr(i, "strong", False)}
     with transaction.atomic():
         Match.objects.bulk_create(rows, ignore_conflicts=True)
+        # Without a file or a URL the unique constraint cannot tell them apart (NULLs differ): replace them.
+        Match.objects.filter(submission=submission, blob__isnull=True, url="").delete()
+        Match.objects.bulk_create(declared_rows)
         _replace_text(submission, indicators, findings)
     findings.matches = list(Match.objects.filter(submission=submission).select_related("bank", "entry"))
     return findings

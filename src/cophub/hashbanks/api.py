@@ -24,11 +24,12 @@ router = Router(tags=["hashes"])
 
 # The largest id a database integer column holds: a larger cursor is refused, never sent to the database.
 MAX_CURSOR = 2**63 - 1
-SignalTypeName = Literal[tuple(SignalType.values)]  # type: ignore[valid-type]
+SignalTypeName = Literal[tuple(v for v in SignalType.values if v != SignalType.VPDQ)]  # type: ignore[valid-type]
 
 
 class HashAdded(Schema):
-    signal_type: SignalTypeName = Field(description="sha256 or md5 today; pdq, vpdq and url will be added.")
+    signal_type: SignalTypeName = Field(description="sha256, md5 (hex), pdq (64 hex digits: a distance up to 31 is a match), "
+                                            "url (normalised) or domain (it and every name under it).")
     value: str = Field(description="Lowercase hex for hashes.")
     added_at: datetime
 

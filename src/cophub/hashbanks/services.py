@@ -255,7 +255,9 @@ def feed(cursor: int, limit: int, sandbox: bool) -> dict:
     # A disabled bank's removals are still sent: switching a shared bank off
     # writes one per entry (set_bank_enabled), and providers must drop them.
     sent = Q(entry__bank__in=banks) | Q(action=ChangeAction.REMOVED, entry__bank__in=_fed_banks(sandbox).filter(enabled=False))
-    changes = list(BankChange.objects.filter(sent, pk__gt=cursor).select_related("entry").order_by("pk")[:limit + 1])
+    # vPDQ entries stay home: their value is a digest of a frame list a provider could not match with.
+    changes = list(BankChange.objects.filter(sent, pk__gt=cursor).exclude(entry__signal_type=SignalType.VPDQ)
+                   .select_related("entry").order_by("pk")[:limit + 1])
     more = len(changes) > limit
     changes = changes[:limit]
     latest: dict[int, BankChange] = {}

@@ -98,3 +98,12 @@ class Addendum(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+
+class DeclaredFile(models.Model):
+    """A file a report names by its hashes alone (a platform that may not send the file itself)."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, related_name="declared_files")
+    sha256 = models.CharField(max_length=64, blank=True)
+    md5 = models.CharField(max_length=32, blank=True)
+    original_name = models.CharField(max_length=200, blank=True)

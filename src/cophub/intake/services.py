@@ -18,7 +18,7 @@ from django.utils.translation import get_language
 from cophub.evidence.services import Refused, check_files, discard_checked, discard_uploads, store_checked
 
 from . import receipts
-from .models import Addendum, Submission, SubmissionFile
+from .models import Addendum, DeclaredFile, Submission, SubmissionFile
 
 TEXT_FIELDS = ("where_url", "where_app", "reported_account", "description", "contact_name", "contact_phone", "contact_email")
 
@@ -42,11 +42,13 @@ class Receipt:
     case: object = None
 
 
-def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received_at: datetime | None = None, **fields) -> Receipt:
+def receive(*, unit, channel: str, files=(), blobs=(), declared=(), entered_by=None, received_at: datetime | None = None,
+            **fields) -> Receipt:
     """Store a submission with its files and open its case, atomically.
 
     `blobs` are (Blob, name) pairs already in the vault (the provider API
-    stores a draft report's files as they are uploaded).
+    stores a draft report's files as they are uploaded); `declared` are
+    (sha256, md5, name) of files named by their hashes alone.
     """
     from cophub.cases.services import open_for_submission
     from cophub.triage.services import submission_received
@@ -80,6 +82,8 @@ def receive(*, unit, channel: str, files=(), blobs=(), entered_by=None, received
                         [SubmissionFile(submission=submission, blob=a.blob, original_name=a.name) for a in accepted]
                         + [SubmissionFile(submission=submission, blob=blob, original_name=name) for blob, name in blobs]
                     )
+                    DeclaredFile.objects.bulk_create([DeclaredFile(submission=submission, sha256=(sha or "").lower(), md5=(md5 or "").lower(),
+                                                                   original_name=name[:200]) for sha, md5, name in declared])
                     case = open_for_submission(submission)
                     # In the same transaction: with the database task backend the
                     # job exists exactly when the submission does.
@@ -156,6 +160,11 @@ def blobs_of(submission: Submission) -> list:
             seen.add(item.blob_id)
             blobs.append(item.blob)
     return blobs
+
+
+def declared_hashes(submission: Submission) -> list[tuple[str, str, str]]:
+    """(sha256, md5, name) of the files the report named by hash alone."""
+    return list(DeclaredFile.objects.filter(submission=submission).values_list("sha256", "md5", "original_name"))
 
 
 def text_of(submission: Submission) -> str:

@@ -153,7 +153,9 @@ def _file_with_intake(report: ProviderReport, files: list[ReportFile], now) -> N
 
     if not report.sandbox:
         blobs = [(f.blob, f.original_name) for f in files if f.blob_id is not None]
-        receipt = receive(unit=report.provider.unit, channel="provider", blobs=blobs, received_at=now, **_submission_fields(report, files))
+        declared = [(f.sha256, f.md5, f.original_name) for f in files if f.blob_id is None]
+        receipt = receive(unit=report.provider.unit, channel="provider", blobs=blobs, declared=declared, received_at=now,
+                          **_submission_fields(report, files))
         report.submission = receipt.submission
         report.case_opened = receipt.case
         # The step the finish answer already shows; webhooks announce the next ones.

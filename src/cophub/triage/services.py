@@ -35,7 +35,8 @@ def triage(submission_id: int) -> rules.Decision | None:
     if submission is None:
         return None
     blobs = intake.blobs_of(submission)
-    findings = detection.scan_submission(submission, blobs, extra_text=intake.text_of(submission))
+    findings = detection.scan_submission(submission, blobs, extra_text=intake.text_of(submission),
+                                         declared=intake.declared_hashes(submission))
     case = cases.cases_for_submissions([submission.pk]).get(submission.pk)
     if case is None:
         return None

@@ -182,3 +182,42 @@ def test_a_file_confirmed_by_a_handler_is_known_in_the_next_report(client, units
     second = adult_report(client, school=units["school_b"].pk, files=[upload("2.jpg", jpeg(picture(seed=21), quality=55))])
     assert case_of(second).priority == "P1"
     assert Match.objects.get(submission=second, signal_type="pdq").bank_kind == "hub"
+
+
+def test_a_known_video_re_encoded_smaller_is_recognised_through_vpdq(client, units, staff, tmp_path):
+    from cophub.detection.tests.test_video import FFMPEG, HAVE_VPDQ, SETUP_HINT, encoder, ffmpeg, require_system
+
+    require_system(FFMPEG is not None, f"the ffmpeg CLI is not installed: {SETUP_HINT}")
+    require_system(HAVE_VPDQ, f"vpdq is not installed: {SETUP_HINT}")
+    original, smaller = tmp_path / "original.mp4", tmp_path / "smaller.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=5", *encoder(), "-b:v", "1200k", str(original))
+    ffmpeg("-i", str(original), "-vf", "scale=320:180", *encoder(), "-b:v", "150k", str(smaller))
+
+    first = adult_report(client, school=units["school_a"].pk, files=[SimpleUploadedFile("v.mp4", original.read_bytes(), "video/mp4")])
+    handler = make_user("video-handler", "handler", units["district"])
+    log_in(client, handler)
+    blob_id = first.files.get().blob_id
+    assert client.post(f"/console/cases/{case_of(first).pk}/evidence/{blob_id}/confirm/", {"confirm": "on"}).status_code == 302
+    assert banks.BankEntry.objects.filter(signal_type="vpdq", bank=banks.hub_bank()).count() == 1
+    client.logout()
+
+    second = adult_report(client, school=units["school_b"].pk, files=[SimpleUploadedFile("w.mp4", smaller.read_bytes(), "video/mp4")])
+    match = Match.objects.get(submission=second)
+    assert (match.bank_kind, match.signal_type) == ("hub", "vpdq")
+    assert match.detail["target_percent"] >= 80
+    case = case_of(second)
+    assert case.priority == "P1" and case.category == "csam"
+
+
+def test_a_provider_file_named_by_its_hash_alone_matches_the_confirmed_list(units, staff):
+    sha256 = "ab" * 32
+    banks.add_signals(banks.hub_bank(), {"sha256": sha256}, source="case:2026-000009", actor=staff["handler"])
+    provider = Provider.objects.create(name="Nền tảng B", unit=units["district"])
+    api = ApiClient(keys.issue_key(provider, ["reports:write"])[1])
+    body = minimal_report(incident_type="other", files=[{"sha256": sha256.upper(), "original_name": "x.jpg"}], finish=True)
+    response = api.post("/api/v1/reports", body, idempotency_key="hash-only-1")
+    assert response.status_code == 201, response.content
+    submission = Submission.objects.get(channel="provider")
+    match = Match.objects.get(submission=submission)
+    assert (match.bank_kind, match.signal_type, match.blob_id, match.detail) == ("hub", "sha256", None, {"declared": "x.jpg"})
+    assert case_of(submission).priority == "P1"
