@@ -43,3 +43,14 @@ def test_demo_twice():
         assert authenticate(username=username, password=password) is not None
         assert authenticate(username=username, password=first[username]) is None
     assert verify().ok
+
+
+def test_demo_reports_are_triaged_by_detection():
+    from cophub.detection.models import Match
+
+    run_demo()
+    # The 111 call: a stranger asking for a meeting kept from the parents.
+    call = Case.objects.get(links__submission__channel="phone_111")
+    assert call.priority == "P1" and call.events.filter(kind="triage").exists()
+    # The scam link's domain and the screenshot's picture are on the demo's imported lists: leads, not verdicts.
+    assert set(Match.objects.values_list("signal_type", "bank_kind")) == {("domain", "imported"), ("pdq", "imported")}

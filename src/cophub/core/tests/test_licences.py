@@ -44,3 +44,12 @@ def test_runtime_dependencies_allow_apache_2():
     assert "django" in deps and "cryptography" in deps
     problems = {name: text for name, text in deps.items() if FORBIDDEN.search(text) or not ALLOWED.search(text)}
     assert problems == {}, f"licences to review: {problems}"
+
+
+def test_agpl_and_gpl_built_packages_are_optional_extras_only():
+    """NudeNet (AGPL-3.0) and vpdq (built against Debian's GPL FFmpeg) are never installed by default."""
+    requirements = [Requirement(spec) for spec in distribution("cophub").requires or []]
+    default = {r.name.lower() for r in requirements if r.marker is None}
+    extras = {r.name.lower(): str(r.marker) for r in requirements if r.marker is not None}
+    assert "nudenet" not in default and "vpdq" not in default
+    assert 'extra == "nudity"' in extras["nudenet"] and 'extra == "video"' in extras["vpdq"]

@@ -70,6 +70,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             units = self._units()
             logins = self._accounts(units)
+        self._demo_lists()
         made = self._samples(units, logins)
         self._print(units, logins, made)
         self._sandbox_hashes()
@@ -141,6 +142,21 @@ class Command(BaseCommand):
         for state in ("triaged", "assessing", "resolved"):
             cases.transition(done, state, handler, "Trang đã bị gỡ." if state == "resolved" else "")
         return True
+
+    def _demo_lists(self) -> None:
+        """Two imported lists, so the demo's reports show matching: a domain and a picture's PDQ."""
+        from cophub.detection.hashing import pdq_for_image
+        from cophub.hashbanks import services as hashbanks
+        from cophub.hashbanks.models import Bank, BankKind
+
+        sites, _ = Bank.objects.get_or_create(name="Danh sách mẫu: trang lừa đảo (demo)",
+                                              defaults={"kind": BankKind.IMPORTED, "origin": "cophub demo"})
+        hashbanks.add_signals(sites, {"domain": "free-kimcuong-ff.example"}, source="demo", actor="demo")
+        pictures, _ = Bank.objects.get_or_create(name="Danh sách mẫu: ảnh (demo)",
+                                                 defaults={"kind": BankKind.IMPORTED, "origin": "cophub demo"})
+        pdq = pdq_for_image(_sample_picture())
+        hashbanks.add_signals(pictures, {"pdq": hashbanks.Signal(pdq.hash, pdq.quality)}, source="demo", actor="demo",
+                              note="the demo's drawn screenshot")
 
     def _sandbox_hashes(self) -> None:
         """Test entries for sandbox keys; left as they are when already there."""
