@@ -331,14 +331,19 @@ def text_findings_for(submission_ids) -> list[TextFinding]:
     return list(TextFinding.objects.filter(submission_id__in=submission_ids))
 
 
+def _verdicts(blob_ids):
+    # Only while the entry is still on an enabled list: a withdrawn confirmation lifts the verdict.
+    return Match.objects.filter(blob_id__in=list(blob_ids), bank_kind=VERDICT, entry__enabled=True, bank__enabled=True)
+
+
 def known_blob_ids(blob_ids) -> set[int]:
     """Files that matched the hub's own confirmed list: never shown again."""
-    return set(Match.objects.filter(blob_id__in=list(blob_ids), bank_kind=VERDICT).values_list("blob_id", flat=True))
+    return set(_verdicts(blob_ids).values_list("blob_id", flat=True))
 
 
 def verdicts_for(blob_ids) -> dict[int, Match]:
     """The first verdict each known file inherited (its bank, entry and distance)."""
     verdicts: dict[int, Match] = {}
-    for match in Match.objects.filter(blob_id__in=list(blob_ids), bank_kind=VERDICT).select_related("bank", "entry").order_by("matched_at", "pk"):
+    for match in _verdicts(blob_ids).select_related("bank", "entry").order_by("matched_at", "pk"):
         verdicts.setdefault(match.blob_id, match)
     return verdicts

@@ -221,3 +221,24 @@ def test_a_provider_file_named_by_its_hash_alone_matches_the_confirmed_list(unit
     match = Match.objects.get(submission=submission)
     assert (match.bank_kind, match.signal_type, match.blob_id, match.detail) == ("hub", "sha256", None, {"declared": "x.jpg"})
     assert case_of(submission).priority == "P1"
+
+
+def test_withdrawing_a_mistaken_confirmation_lifts_the_verdict(client, units, staff):
+    image = picture(seed=31)
+    first = adult_report(client, school=units["school_a"].pk, files=[upload("1.jpg", jpeg(image))])
+    handler = make_user("handler-w", "handler", units["district"])
+    log_in(client, handler)
+    case = case_of(first)
+    blob_id = first.files.get().blob_id
+    client.post(f"/console/cases/{case.pk}/evidence/{blob_id}/confirm/", {"confirm": "on"})
+    client.logout()
+    second = adult_report(client, school=units["school_a"].pk, files=[upload("2.jpg", jpeg(image))])
+    log_in(client, handler)
+    other = case_of(second)
+    assert other.priority == "P1" and other.unit == units["province"]
+    lead = make_user("province-lead", "admin", units["province"])
+    log_in(client, lead)
+    assert client.get(f"/console/cases/{other.pk}/evidence/{blob_id}/preview/").status_code == 403
+    response = client.post(f"/console/cases/{other.pk}/evidence/{blob_id}/withdraw/", {"reason": "nhầm: ảnh vô hại"})
+    assert response.status_code == 302
+    assert client.get(f"/console/cases/{other.pk}/evidence/{blob_id}/preview/").status_code == 200
