@@ -323,6 +323,8 @@ COPHUB_VIDEO_MAX_SECONDS = env_int("COPHUB_VIDEO_MAX_SECONDS", 600)
 # "cophub.detection.classifiers.NudeNetClassifier" needs the AGPL extra cophub[nudity].
 COPHUB_TEXT_CLASSIFIERS = [c for c in env("COPHUB_TEXT_CLASSIFIERS", "cophub.detection.classifiers.LexiconClassifier").split(",") if c]
 COPHUB_IMAGE_CLASSIFIERS = [c for c in env("COPHUB_IMAGE_CLASSIFIERS", "").split(",") if c]
+# A classifier's label counts in triage from this score (0..1).
+COPHUB_CLASSIFIER_MIN_SCORE = float(env("COPHUB_CLASSIFIER_MIN_SCORE", "0.7"))
 # Cases of these categories go to the nearest unit of this kind above the one
 # that received them (a school does not handle abuse material itself).
 COPHUB_TRIAGE_ROUTES = {"csam": env("COPHUB_ROUTE_CSAM", "province")}

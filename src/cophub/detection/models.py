@@ -43,6 +43,8 @@ class SubmissionScan(models.Model):
     submission = models.OneToOneField("intake.Submission", on_delete=models.CASCADE, related_name="+")
     # {"meeting": 2.5, ...}: the summed weights of the text indicators per category.
     text_scores = models.JSONField(default=dict)
+    # {"text:<classifier>": [[category, score], …], "image:<classifier>:<blob id>": […]}: pluggable classifiers' labels.
+    labels = models.JSONField(default=dict)
     scanned_at = models.DateTimeField(default=timezone.now)
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from cophub.evidence import vault
 from cophub.hashbanks import lookup
 
-from . import hashing, indexes, text, urls
+from . import classifiers, hashing, indexes, text, urls
 from .models import FileSignals, Match, ScanStatus, SubmissionScan, SubmissionUrl, TextFinding
 
 logger = logging.getLogger(__name__)
@@ -227,6 +227,8 @@ class Findings:
     strong_text: set = field(default_factory=set)  # categories whose strongest rule is marked strong
     urls: list[str] = field(default_factory=list)
     pdq_by_blob: dict = field(default_factory=dict)  # blob id → (pdq, quality)
+    # Labels of the configured classifiers besides the lexicon: "text:<name>" / "image:<name>:<blob id>" → [(category, score)].
+    labels: dict = field(default_factory=dict)
     blob_ids: list[int] = field(default_factory=list)
 
     def verdicts(self) -> list[Match]:
@@ -256,6 +258,7 @@ def scan_submission(submission, blobs, extra_text: str = "", declared=()) -> Fin
     indicators = _indicators(submission, extra_text)
     findings.text_scores = text.summarise([i for _, i in indicators])
     findings.strong_text = {i.category for _, i in indicators if getattr(i, "strong", False)}
+    findings.labels = _classifier_labels(submission, blobs, extra_text)
     with transaction.atomic():
         Match.objects.bulk_create(rows, ignore_conflicts=True)
         # Without a file or a URL the unique constraint cannot tell them apart (NULLs differ): replace them.
@@ -264,6 +267,31 @@ def scan_submission(submission, blobs, extra_text: str = "", declared=()) -> Fin
         _replace_text(submission, indicators, findings)
     findings.matches = list(Match.objects.filter(submission=submission).select_related("bank", "entry"))
     return findings
+
+
+def _classifier_labels(submission, blobs, extra_text: str) -> dict:
+    """What the configured classifiers say, the built-in lexicon aside (its findings are kept rule by rule)."""
+    labels: dict[str, list] = {}
+    words = "\n".join(filter(None, [getattr(submission, name, "") or "" for name in TEXT_FIELDS] + [extra_text]))
+    for classifier in classifiers.text_classifiers():
+        if classifier.name != "lexicon" and words:
+            labels[f"text:{classifier.name}"] = [[l.category, l.score] for l in _safely(classifier.classify, words)]
+    image_classifiers = classifiers.image_classifiers()
+    for blob in blobs if image_classifiers else ():
+        if blob.kind != "image":
+            continue
+        data = vault.read_plaintext(blob)
+        for classifier in image_classifiers:
+            labels[f"image:{classifier.name}:{blob.pk}"] = [[l.category, l.score] for l in _safely(classifier.classify, data)]
+    return labels
+
+
+def _safely(classify, value) -> list:
+    try:
+        return list(classify(value))
+    except Exception as exc:  # a plug-in's failure must not stop the report's triage
+        logger.warning("classifier %r failed: %s", getattr(classify, "__self__", classify), exc)
+        return []
 
 
 def _match_row(submission, hit: Hit, *, blob=None, url: str = "") -> Match:
@@ -292,7 +320,7 @@ def _replace_text(submission, indicators, findings: Findings) -> None:
         ignore_conflicts=True,
     )
     SubmissionScan.objects.update_or_create(submission=submission, defaults={
-        "text_scores": findings.text_scores, "scanned_at": timezone.now()})
+        "text_scores": findings.text_scores, "labels": findings.labels, "scanned_at": timezone.now()})
 
 
 # --- Linking reports of the same thing -----------------------------------------------------------------

@@ -37,6 +37,7 @@ REASONS = {
     "text:self_harm": _("the text speaks of self-harm or suicide"),
     "text:bullying": _("the text has signs of bullying"),
     "text:private_info": _("the text discloses private information"),
+    "image:sexual_content": _("an image classifier suspects sexual content in a picture (a lead to check)"),
 }
 
 
@@ -70,6 +71,7 @@ def decide(findings, *, danger: bool, current_category: str) -> Decision:
     if any(m.url for m in findings.matches if m.bank_kind != "allow"):
         decision.raise_to("P2", "url_listed")
     _text_rules(decision, findings)
+    _classifier_rules(decision, findings)
     if decision.category is None and current_category == "other":
         decision.category = _text_category(findings)
     route = settings.COPHUB_TRIAGE_ROUTES.get(decision.category or current_category)
@@ -86,6 +88,20 @@ def _text_rules(decision: Decision, findings) -> None:
     if "meeting" in findings.strong_text:
         # A plan to meet that the child is told to keep from their parents: the grooming pattern that ends offline.
         decision.raise_to("P1", "meeting_secret")
+
+
+def _classifier_rules(decision: Decision, findings) -> None:
+    """Pluggable classifiers: a text label counts as the lexicon's category would; a picture's
+    sexual-content label is a lead (P2), never a verdict: a person must look."""
+    minimum = settings.COPHUB_CLASSIFIER_MIN_SCORE
+    for key, labels in findings.labels.items():
+        for category, score in labels:
+            if score < minimum:
+                continue
+            if key.startswith("text:") and category in TEXT_PRIORITY:
+                decision.raise_to(TEXT_PRIORITY[category], f"text:{category}")
+            elif key.startswith("image:") and category == "sexual_content":
+                decision.raise_to("P2", "image:sexual_content")
 
 
 def _text_category(findings) -> str | None:
