@@ -404,6 +404,14 @@ def record_hash_list(case: Case, blob, actor, *, listed: bool, reason: str = "")
     return event
 
 
+def record_url_list(case: Case, url: str, actor, *, listed: bool, reason: str = "") -> CaseEvent:
+    """A link of the case went on (or came off) the hub's list of harmful addresses."""
+    action = "added" if listed else "removed"
+    event = _event(case, EventKind.EVIDENCE, actor, reason, url=url, url_list=action)
+    record(f"case.url_list_{action}", actor=actor, obj=case, unit=case.unit, url=url)
+    return event
+
+
 def record_upstream_state(case: Case, upstream_name: str, step: str, **data) -> CaseEvent:
     """An upstream hub reported a new public step for the case it received from this hub."""
     event = _event(case, EventKind.UPSTREAM, SYSTEM, upstream=upstream_name, step=step, **data)

@@ -30,6 +30,8 @@ urlpatterns = [
     path("cases/<int:pk>/evidence/<int:blob_id>/stream/", evidence_views.stream, name="evidence_stream"),
     path("cases/<int:pk>/evidence/<int:blob_id>/confirm/", hashbank_views.confirm_view, name="evidence_confirm"),
     path("cases/<int:pk>/evidence/<int:blob_id>/withdraw/", hashbank_views.withdraw_view, name="evidence_withdraw"),
+    path("cases/<int:pk>/links/confirm/", hashbank_views.confirm_url_view, name="url_confirm"),
+    path("cases/<int:pk>/links/withdraw/", hashbank_views.withdraw_url_view, name="url_withdraw"),
     path("wellbeing/", wellbeing.wellbeing_view, name="wellbeing"),
     path("providers/", include("cophub.providers.urls")),
 ]

@@ -289,7 +289,7 @@ def detection_panel(case, submissions) -> dict:
     matches = [{"match": m, "kind": BANK_KIND_LABELS.get(m.bank_kind, m.bank_kind), "file": names.get(m.blob_id, "")}
                for m in detection.matches_for(ids)]
     words = [{"finding": f, "category": TEXT_CATEGORY_LABELS.get(f.category, f.category)} for f in detection.text_findings_for(ids)]
-    return {"matches": matches, "words": words, "links": services.linked_cases(case)}
+    return {"matches": matches, "words": words, "links": services.linked_cases(case), "urls": detection.urls_for(ids)}
 
 
 def _state_label(code: str) -> str:
@@ -334,6 +334,10 @@ def describe_event(event) -> str:
             return _("A file was confirmed as illegal material and added to the hub's hash list.")
         if data.get("hash_list") == "removed":
             return _("A file was withdrawn from the hub's hash list.")
+        if data.get("url_list") == "added":
+            return _("A link was confirmed as harmful and added to the hub's list of addresses: %(url)s") % {"url": data.get("url", "")}
+        if data.get("url_list") == "removed":
+            return _("A link was withdrawn from the hub's list of addresses: %(url)s") % {"url": data.get("url", "")}
         return _("Staff attached a file.")
     if kind == EventKind.UPSTREAM:
         if data.get("forwarded"):
@@ -387,6 +391,7 @@ def _allowed(user, case) -> dict[str, bool]:
     can["attach"] = evidence_permissions.can(user, "evidence.attach", case.unit)
     can["preview"] = evidence_permissions.can(user, "evidence.view_preview", case.unit)
     can["view_clear"] = evidence_permissions.can(user, "evidence.view_clear", case.unit)
+    can["confirm"] = permissions.can(user, "evidence.confirm", case.unit)
     return can
 
 
@@ -439,6 +444,7 @@ def case_view(request, pk: int):
         "submissions": _submission_views(request, case, submissions, verdicts),
         "staff_files": [(f, _evidence_item(request, case, f.blob, f.original_name, verdicts)) for f in staff_files],
         "detection": detection_panel(case, submissions),
+        "listed_urls": hashbanks.listed_urls(detection.urls_for([s.pk for s in submissions])),
         "timeline": _timeline(case),
         "merged_cases": list(case.merged_cases.order_by("reference")),
         "target_case": services.effective_case(case) if case.merged_into_id else None,

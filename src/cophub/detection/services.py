@@ -232,10 +232,15 @@ class Findings:
     blob_ids: list[int] = field(default_factory=list)
 
     def verdicts(self) -> list[Match]:
-        return [m for m in self.matches if m.bank_kind == VERDICT]
+        """Files (sent or named by hash) on the hub's own list: known material."""
+        return [m for m in self.matches if m.bank_kind == VERDICT and not m.url]
 
     def leads(self) -> list[Match]:
-        return [m for m in self.matches if m.bank_kind == LEAD]
+        """Files on an imported list."""
+        return [m for m in self.matches if m.bank_kind == LEAD and not m.url]
+
+    def listed_urls(self) -> list[Match]:
+        return [m for m in self.matches if m.url and m.bank_kind != ALLOWED]
 
 
 def scan_submission(submission, blobs, extra_text: str = "", declared=()) -> Findings:
@@ -353,6 +358,12 @@ def submissions_naming(url_values: list[str], *, exclude_submission: int) -> lis
 
 def matches_for(submission_ids) -> list[Match]:
     return list(Match.objects.filter(submission_id__in=submission_ids).select_related("bank", "entry", "blob"))
+
+
+def urls_for(submission_ids) -> list[str]:
+    """The normalised links named in these submissions, in order of first appearance."""
+    rows = SubmissionUrl.objects.filter(submission_id__in=list(submission_ids)).order_by("pk").values_list("url", flat=True)
+    return list(dict.fromkeys(rows))
 
 
 def text_findings_for(submission_ids) -> list[TextFinding]:

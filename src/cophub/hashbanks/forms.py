@@ -11,6 +11,11 @@ class ConfirmForm(forms.Form):
                                  error_messages={"required": _("Tick the box to confirm the file as illegal material.")})
 
 
+class ConfirmUrlForm(forms.Form):
+    confirm = forms.BooleanField(label=_("I have looked at this page: it harms children and may go on the hub's list of addresses."),
+                                 error_messages={"required": _("Tick the box to confirm the link as harmful.")})
+
+
 class WithdrawForm(forms.Form):
     reason = forms.CharField(label=_("Why it comes off the list"), max_length=2000,
                              error_messages={"required": _("Say why the file comes off the hash list.")})

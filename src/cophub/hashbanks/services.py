@@ -222,6 +222,53 @@ def withdraw_blob(case, blob, actor, reason: str) -> int:
     return removed
 
 
+# --- Case links (the hub's list of harmful addresses) -----------------------------------------
+
+
+def listed_urls(urls: list[str]) -> dict[str, object]:
+    """Which of these links are on the hub's list, and since when."""
+    entries = BankEntry.objects.filter(bank=hub_bank(), signal_type=SignalType.URL, value__in=list(urls), enabled=True)
+    return dict(entries.values_list("value", "added_at"))
+
+
+def _require_case_url(case, url: str) -> str:
+    from cophub.cases.services import submissions_of
+    from cophub.detection.services import urls_for
+
+    if url not in urls_for([s.pk for s in submissions_of(case)]):
+        raise ValueError("not a link of this case")
+    return url
+
+
+@transaction.atomic
+def confirm_url(case, url: str, actor) -> Added:
+    """Staff confirmed a link of the case as harmful: it goes on the hub's list (providers, the school filter)."""
+    from cophub.cases.services import record_url_list
+
+    _require_confirm(case, actor)
+    url = _require_case_url(case, url)
+    added = add_signals(hub_bank(), {SignalType.URL: url}, source=f"case:{case.reference}", actor=actor, unit=case.unit)
+    if added.changed:
+        record_url_list(case, url, actor, listed=True)
+    return added
+
+
+@transaction.atomic
+def withdraw_url(case, url: str, actor, reason: str) -> bool:
+    from cophub.cases.services import record_url_list
+
+    _require_confirm(case, actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    url = _require_case_url(case, url)
+    entry = BankEntry.objects.filter(bank=hub_bank(), signal_type=SignalType.URL, value=url, enabled=True).first()
+    if entry is None or not disable_entry(entry, actor, reason, unit=case.unit):
+        return False
+    record_url_list(case, url, actor, listed=False, reason=reason)
+    return True
+
+
 # --- The providers' feed ----------------------------------------------------------------------------
 
 

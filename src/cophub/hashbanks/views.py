@@ -29,11 +29,50 @@ from cophub.cases.console import console_view, form_errors, render_console
 from cophub.evidence.services import get_blob
 
 from . import formats, permissions, services
-from .forms import MAX_UPLOAD_MB, BankCreateForm, BankSettingsForm, ConfirmForm, EntryFilterForm, ImportForm, ReasonForm, WithdrawForm
+from .forms import MAX_UPLOAD_MB, BankCreateForm, BankSettingsForm, ConfirmForm, ConfirmUrlForm, EntryFilterForm, ImportForm, ReasonForm, WithdrawForm
 from .models import Bank, BankEntry
 
 ENTRIES_PER_PAGE = 50
 REFUSALS_SHOWN = 100
+
+
+@console_view
+@require_POST
+def confirm_url_view(request, pk: int):
+    case = cases.get_case(request.user, pk, action="evidence.confirm")
+    form = ConfirmUrlForm(request.POST)
+    url = request.POST.get("url", "")
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("console:case", pk=case.pk)
+    try:
+        added = services.confirm_url(case, url, request.user)
+    except ValueError:
+        raise Http404 from None
+    if added.changed:
+        messages.success(request, _("The link is on the hub's list of harmful addresses."))
+    else:
+        messages.info(request, _("The link was already on the hub's list of harmful addresses."))
+    return redirect("console:case", pk=case.pk)
+
+
+@console_view
+@require_POST
+def withdraw_url_view(request, pk: int):
+    case = cases.get_case(request.user, pk, action="evidence.confirm")
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("console:case", pk=case.pk)
+    try:
+        removed = services.withdraw_url(case, request.POST.get("url", ""), request.user, form.cleaned_data["reason"])
+    except ValueError:
+        raise Http404 from None
+    if removed:
+        messages.success(request, _("The link is off the hub's list of harmful addresses."))
+    else:
+        messages.info(request, _("The link was not on the hub's list."))
+    return redirect("console:case", pk=case.pk)
 
 
 def _case_and_blob(request, pk: int, blob_id: int):

@@ -68,7 +68,7 @@ def decide(findings, *, danger: bool, current_category: str) -> Decision:
         decision.category = "csam"
     elif findings.leads():
         decision.raise_to("P2", "bank_lead")
-    if any(m.url for m in findings.matches if m.bank_kind != "allow"):
+    if findings.listed_urls():
         decision.raise_to("P2", "url_listed")
     _text_rules(decision, findings)
     _classifier_rules(decision, findings)

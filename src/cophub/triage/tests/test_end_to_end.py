@@ -242,3 +242,32 @@ def test_withdrawing_a_mistaken_confirmation_lifts_the_verdict(client, units, st
     response = client.post(f"/console/cases/{other.pk}/evidence/{blob_id}/withdraw/", {"reason": "nhầm: ảnh vô hại"})
     assert response.status_code == 302
     assert client.get(f"/console/cases/{other.pk}/evidence/{blob_id}/preview/").status_code == 200
+
+
+def test_a_confirmed_case_link_goes_on_the_hub_list_and_matches_the_next_report(client, units):
+    url = "https://nhom-kin.example/bai/123?utm_source=fb"
+    first = adult_report(client, school=units["school_a"].pk, where_url=url)
+    case = case_of(first)
+    handler = make_user("url-handler", "handler", units["district"])
+    log_in(client, handler)
+    normalised = "https://nhom-kin.example/bai/123"
+    page = client.get(f"/console/cases/{case.pk}/").content.decode()
+    assert normalised in page
+    # A link that is not the case's is refused (no way to list an arbitrary address through a case).
+    assert client.post(f"/console/cases/{case.pk}/links/confirm/", {"url": "https://other.example/x", "confirm": "on"}).status_code == 404
+    assert client.post(f"/console/cases/{case.pk}/links/confirm/", {"url": normalised, "confirm": "on"}).status_code == 302
+    assert banks.BankEntry.objects.get(bank=banks.hub_bank(), signal_type="url").value == normalised
+    assert case.events.filter(kind=EventKind.EVIDENCE, data__url_list="added").exists()
+    assert AuditEvent.objects.filter(action="case.url_list_added").exists()
+    client.logout()
+
+    second = adult_report(client, school=units["school_b"].pk, description=f"Trang này: {url.replace('https://nhom-kin.example', 'hxxps://NHOM-KIN[.]example')} ạ")
+    match = Match.objects.get(submission=second)
+    assert (match.signal_type, match.bank_kind, match.url) == ("url", "hub", normalised)
+    assert case_of(second).events.get(kind=EventKind.TRIAGE).data["reasons"] == ["url_listed"]
+    assert case_of(second).priority == "P2"
+
+    log_in(client, handler)
+    response = client.post(f"/console/cases/{case.pk}/links/withdraw/", {"url": normalised, "reason": "trang đã sạch"})
+    assert response.status_code == 302
+    assert not banks.BankEntry.objects.get(signal_type="url").enabled

@@ -14,6 +14,11 @@ def match(kind: str, url: str = ""):
     return SimpleNamespace(bank_kind=kind, url=url)
 
 
+def test_a_link_on_the_hubs_list_is_not_known_material():
+    decision = rules.decide(findings([match("hub", url="https://x.example/a")]), danger=False, current_category="other")
+    assert decision.priority == "P2" and decision.category is None and decision.reasons == ["url_listed"]
+
+
 def findings(matches=(), scores=None, strong=()):
     return Findings(submission_id=1, matches=list(matches), text_scores=dict(scores or {}), strong_text=set(strong))
 
