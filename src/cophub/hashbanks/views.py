@@ -36,43 +36,37 @@ ENTRIES_PER_PAGE = 50
 REFUSALS_SHOWN = 100
 
 
-@console_view
-@require_POST
-def confirm_url_view(request, pk: int):
+def _case_link_action(request, pk: int, form_class, perform, done: str, nothing: str):
+    """Put a link of the case on the hub's list or take it off: the case page with a message after."""
     case = cases.get_case(request.user, pk, action="evidence.confirm")
-    form = ConfirmUrlForm(request.POST)
-    url = request.POST.get("url", "")
+    form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, form_errors(form))
         return redirect("console:case", pk=case.pk)
     try:
-        added = services.confirm_url(case, url, request.user)
-    except ValueError:
+        changed = perform(case, request.POST.get("url", ""), form.cleaned_data)
+    except ValueError:  # not a link of this case
         raise Http404 from None
-    if added.changed:
-        messages.success(request, _("The link is on the hub's list of harmful addresses."))
-    else:
-        messages.info(request, _("The link was already on the hub's list of harmful addresses."))
+    (messages.success if changed else messages.info)(request, done if changed else nothing)
     return redirect("console:case", pk=case.pk)
+
+
+@console_view
+@require_POST
+def confirm_url_view(request, pk: int):
+    return _case_link_action(request, pk, ConfirmUrlForm,
+                             lambda case, url, data: services.confirm_url(case, url, request.user).changed,
+                             _("The link is on the hub's list of harmful addresses."),
+                             _("The link was already on the hub's list of harmful addresses."))
 
 
 @console_view
 @require_POST
 def withdraw_url_view(request, pk: int):
-    case = cases.get_case(request.user, pk, action="evidence.confirm")
-    form = WithdrawForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, form_errors(form))
-        return redirect("console:case", pk=case.pk)
-    try:
-        removed = services.withdraw_url(case, request.POST.get("url", ""), request.user, form.cleaned_data["reason"])
-    except ValueError:
-        raise Http404 from None
-    if removed:
-        messages.success(request, _("The link is off the hub's list of harmful addresses."))
-    else:
-        messages.info(request, _("The link was not on the hub's list."))
-    return redirect("console:case", pk=case.pk)
+    return _case_link_action(request, pk, WithdrawForm,
+                             lambda case, url, data: services.withdraw_url(case, url, request.user, data["reason"]),
+                             _("The link is off the hub's list of harmful addresses."),
+                             _("The link was not on the hub's list."))
 
 
 def _case_and_blob(request, pk: int, blob_id: int):
