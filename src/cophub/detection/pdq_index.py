@@ -669,14 +669,14 @@ def _search_tables(st: _State, queries: np.ndarray, threshold: int) -> tuple[np.
         return _scan(st.codes[:n_idx], queries, threshold)
     qchunks = _query_chunks(queries, t.layout)  # (k, n_chunks)
     slots = (qchunks[:, plan.chunk] ^ plan.mask) + plan.base  # (k, p): every probed bucket
-    starts = t.offsets[slots].astype(np.int64).ravel()
-    lengths = t.offsets[slots + 1].ravel() - starts
+    starts = t.offsets[slots].astype(np.int64)
+    lengths = (t.offsets[slots + 1] - starts).ravel()
     if int(lengths.sum()) > n_idx // 4:
-        # Lumpy data or a large threshold: a straight scan is cheaper.
+        # Lumpy data: a straight scan is cheaper.
         return _scan(st.codes[:n_idx], queries, threshold)
     # Chunk j's rows start at j * n_indexed in the flattened pos table.
-    starts += np.tile(plan.chunk * n_idx, len(queries))
-    rows = t.pos.ravel()[_concat_ranges(starts, lengths)]
+    starts += plan.chunk * n_idx
+    rows = t.pos.ravel()[_concat_ranges(starts.ravel(), lengths)]
     # np.take, not codes[rows]: on a 2-D array it is ~15x faster (numpy's
     # fancy indexing takes a slow general path); this gather of random rows
     # is the main cost of a query.

@@ -151,6 +151,8 @@ def test_grooming(message):
     "đồ ngu, cút đi",
     "mày chết đi",
     "tụi nó lập group anti em",
+    "Các bạn trong nhóm lớp gửi ảnh chế về em và bảo cả lớp không chơi với em.",
+    "no bao ca lop ko choi vs e",
     "kys",
     "nobody likes you, everyone hates you",
     "you're so ugly",
@@ -225,6 +227,8 @@ def test_address_and_school_add_up():
     "bài này khó quá, chán ghê",
     "con chó nhà em dễ thương lắm",
     "the dog ate my homework lol",
+    "mẹ bảo con không chơi với bạn xấu",
+    "anh che ve em khi bi me mang",
 ])
 def test_ordinary_messages_are_at_most_weak(message):
     found = find_indicators(message)
