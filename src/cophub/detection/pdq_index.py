@@ -293,9 +293,8 @@ class _Tables:
 
 def _empty_tables() -> _Tables:
     layout = SMALL_LAYOUT
-    return _Tables(
-        layout, np.zeros(layout.offsets_len, np.uint32), np.empty((layout.n_chunks, 0), np.uint32), 0, None, None
-    )
+    offsets = np.zeros(layout.offsets_len, np.uint32)
+    return _Tables(layout, offsets, np.empty((layout.n_chunks, 0), np.uint32), 0, None, None)
 
 
 def _build_tables(codes: np.ndarray, ids: np.ndarray) -> _Tables:
