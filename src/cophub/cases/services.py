@@ -370,8 +370,11 @@ def attach_files(case: Case, files, actor):
     try:
         with transaction.atomic():
             accepted = store_checked(checked)
+            from cophub.detection.tasks import compute_signals
+
             for item in accepted:
                 CaseFile.objects.create(case=case, blob=item.blob, original_name=item.name, added_by=actor)
+                compute_signals.enqueue(item.blob.pk)  # ready when a handler confirms the file
                 _event(case, EventKind.EVIDENCE, actor, item.name, blob=item.blob.pk)
                 record("evidence.attach", actor=actor, obj=case, unit=case.unit, blob=item.blob.pk, sha256=item.blob.sha256)
     except BaseException:

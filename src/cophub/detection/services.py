@@ -99,8 +99,15 @@ def perceptual_signals(blob) -> dict[str, tuple[str, int | None, str]]:
     """What a confirmed file adds to a bank besides its SHA-256 and MD5: {type: (value, quality, data)}.
 
     A PDQ under the minimum quality is left out: it would match unrelated flat pictures.
+    Called from a web request (a handler's confirmation), so a video is never hashed here:
+    the worker has hashed it already (report scan, or `tasks.compute_signals` for staff files).
     """
-    signals = signals_for(blob)
+    signals = FileSignals.objects.filter(blob=blob).first()
+    if signals is None:
+        if blob.kind != "image":
+            logger.warning("confirming blob %s before its signals were computed: SHA-256 and MD5 only", blob.pk)
+            return {}
+        signals = signals_for(blob)  # a picture's PDQ takes some milliseconds
     found = {}
     if signals.pdq and (signals.pdq_quality or 0) >= settings.COPHUB_PDQ_MIN_QUALITY:
         found["pdq"] = (signals.pdq, signals.pdq_quality, "")

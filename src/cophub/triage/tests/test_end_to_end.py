@@ -271,3 +271,19 @@ def test_a_confirmed_case_link_goes_on_the_hub_list_and_matches_the_next_report(
     response = client.post(f"/console/cases/{case.pk}/links/withdraw/", {"url": normalised, "reason": "trang đã sạch"})
     assert response.status_code == 302
     assert not banks.BankEntry.objects.get(signal_type="url").enabled
+
+
+def test_a_file_staff_attach_is_hashed_by_the_worker(units, staff):
+    from cophub.cases import services as cases
+    from cophub.detection.models import FileSignals
+
+    receipt = receive_report(units)
+    accepted, _ = cases.attach_files(receipt.case, [("ban-chup.jpg", jpeg(picture(seed=41)))], staff["handler"])
+    signals = FileSignals.objects.get(blob=accepted[0].blob)
+    assert signals.status == "done" and len(signals.orientations()) == 8
+
+
+def receive_report(units):
+    from cophub.intake.services import receive
+
+    return receive(unit=units["school_a"], channel="web_adult", description="có ảnh")
