@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "cophub.hashbanks",
     "cophub.detection",
     "cophub.triage",
+    "cophub.referrals",
     "ninja",
 ]
 
@@ -332,6 +333,11 @@ COPHUB_TRIAGE_ROUTES = {"csam": env("COPHUB_ROUTE_CSAM", "province")}
 COPHUB_WELLBEING_WEEKLY_MARK = env_int("COPHUB_WELLBEING_WEEKLY_MARK", 150)
 # The summed weight of a text category's indicators that makes it count in triage.
 COPHUB_TEXT_MIN_SCORE = float(env("COPHUB_TEXT_MIN_SCORE", "1.0"))
+
+# --- Referrals and takedown (issue 5) ------------------------------------------------------
+# Let the hub fetch private and loopback addresses when it re-checks reported
+# links: only for tests and a lab, never in production (docs/design.md).
+COPHUB_FETCH_ALLOW_PRIVATE = env_bool("COPHUB_FETCH_ALLOW_PRIVATE", False)
 
 # --- Provider API ---------------------------------------------------------------------
 
