@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from django.conf import settings
 
 from cophub.hashbanks import lookup
 
+from . import video
 from .pdq_index import PdqIndex
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ logger = logging.getLogger(__name__)
 FRAME_SLOTS = 4096  # frames kept per video entry in the frame index (1 per second: over an hour)
 
 
-class LiveIndex:
+class LiveIndex(ABC):
     """A PdqIndex plus the cursor of the last change it has applied."""
 
     name = "index"
@@ -50,16 +52,17 @@ class LiveIndex:
 
     # What a subclass says about its source --------------------------------------------------------
 
+    @abstractmethod
     def _last_id(self) -> int:
-        raise NotImplementedError
+        """The id of the source's newest change (its cursor's scale)."""
 
+    @abstractmethod
     def _load_all(self) -> Iterator[tuple[list[int], list[str]]]:
         """Everything current, in batches of (ids, hashes)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _apply_changes(self, index: PdqIndex) -> bool:
         """Apply changes after self.cursor, moving it; True when there may be more."""
-        raise NotImplementedError
 
     # Keeping in step ---------------------------------------------------------------------------------
 
@@ -167,13 +170,8 @@ class BankPdqIndex(LiveIndex):
 
 
 def frame_hashes(data: str) -> list[str]:
-    """The hashes of a vPDQ frame list ("frame,quality,hash,seconds" per line)."""
-    hashes = []
-    for line in data.splitlines():
-        parts = line.split(",")
-        if len(parts) >= 3 and len(parts[2]) == 64:
-            hashes.append(parts[2])
-    return hashes[:FRAME_SLOTS]
+    """The hashes of a stored vPDQ frame list, as many as the index keeps per video."""
+    return [frame.hash for frame in video.parse(data).frames][:FRAME_SLOTS]
 
 
 def frame_ids(entry_id: int, count: int) -> list[int]:
@@ -190,13 +188,13 @@ class BankVideoFrameIndex(LiveIndex):
     def _last_id(self) -> int:
         return lookup.last_change_id()
 
-    def _load(self) -> None:
+    def _load_all(self):
         self.frames = {}
-        index = PdqIndex()
-        cursor = self._last_id()
         for pk, _value, data in lookup.enabled_values("vpdq", chunk_size=500):
-            self._add(index, pk, data)
-        self.index, self.cursor = index, cursor
+            hashes = frame_hashes(data)
+            if hashes:
+                self.frames[pk] = len(hashes)
+                yield frame_ids(pk, len(hashes)), hashes
 
     def _read_snapshot(self):  # rebuilt from the database: videos are few beside pictures
         return None

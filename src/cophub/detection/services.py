@@ -109,7 +109,7 @@ def perceptual_signals(blob) -> dict[str, tuple[str, int | None, str]]:
             return {}
         signals = signals_for(blob)  # a picture's PDQ takes some milliseconds
     found = {}
-    if signals.pdq and (signals.pdq_quality or 0) >= settings.COPHUB_PDQ_MIN_QUALITY:
+    if signals.pdq and hashing.is_usable(signals.pdq_quality or 0, settings.COPHUB_PDQ_MIN_QUALITY):
         found["pdq"] = (signals.pdq, signals.pdq_quality, "")
     if signals.vpdq:
         found["vpdq"] = (hashlib.sha256(signals.vpdq.encode()).hexdigest(), None, signals.vpdq)
@@ -141,15 +141,10 @@ def match_pdq(orientations: list[str], quality: int) -> list[Hit]:
     """Bank entries within their bank's distance of any of the eight orientations."""
     if not orientations:
         return []
-    radius = lookup.largest_pdq_threshold()
-    index = indexes.get(indexes.BankPdqIndex)
-    best: dict[int, tuple[int, int]] = {}  # entry id → (distance, orientation)
-    for slot, value in enumerate(orientations):
-        for entry_id, distance in index.search(value, radius):
-            if entry_id not in best or distance < best[entry_id][0]:
-                best[entry_id] = (distance, slot)
+    # One search for all eight orientations; the index reports each entry once.
+    candidates = indexes.get(indexes.BankPdqIndex).search_many(orientations, lookup.largest_pdq_threshold())
     hits = []
-    for entry in lookup.entries_by_ids(best):
+    for entry in lookup.entries_by_ids(entry_id for entry_id, _ in candidates):
         # Re-measured on the stored value: the index may lag a change, the database does not.
         distance, slot = min((hashing.hamming(value, entry.value), slot) for slot, value in enumerate(orientations))
         if distance <= entry.pdq_threshold and quality >= entry.min_quality:
@@ -340,7 +335,7 @@ def _replace_text(submission, indicators, findings: Findings) -> None:
 
 def similar_files(pdq: str, quality: int, *, exclude_blob_ids=(), threshold: int = 31) -> list[int]:
     """Blob ids of other hashed files whose PDQ is within `threshold` (quality ≥ 50 on both sides)."""
-    if quality < settings.COPHUB_PDQ_MIN_QUALITY:
+    if not hashing.is_usable(quality, settings.COPHUB_PDQ_MIN_QUALITY):
         return []
     hits = indexes.get(indexes.SeenFilesIndex).search(pdq, threshold)
     rows = FileSignals.objects.filter(pk__in=[pk for pk, _ in hits], pdq_quality__gte=settings.COPHUB_PDQ_MIN_QUALITY)

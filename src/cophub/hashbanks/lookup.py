@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max
 
-from .models import Bank, BankChange, BankEntry, ChangeAction, SignalType
+from .models import Bank, BankChange, BankEntry, ChangeAction
 
 MATCHABLE = {"enabled": True, "bank__enabled": True, "bank__sandbox": False}
 
@@ -88,7 +88,3 @@ def enabled_values(signal_type: str, chunk_size: int = 20_000) -> Iterator[tuple
     """(entry id, value, data) of every enabled entry of a type, streamed: an index's first load."""
     rows = BankEntry.objects.filter(signal_type=signal_type, enabled=True).order_by("pk").values_list("pk", "value", "data")
     yield from rows.iterator(chunk_size=chunk_size)
-
-
-def url_signal_types() -> tuple[str, str]:
-    return SignalType.URL, SignalType.DOMAIN
