@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "cophub.hashbanks",
     "cophub.detection",
     "cophub.triage",
+    "cophub.alerts",
     "cophub.referrals",
     "ninja",
 ]
@@ -185,6 +186,15 @@ COPHUB_HOUSEKEEPING = [
 COPHUB_WORKER_STARTUP = ["cophub.detection.indexes.warm"]
 COPHUB_WORKER_SHUTDOWN = ["cophub.detection.indexes.save_snapshots"]
 COPHUB_HOUSEKEEPING_EVERY = timedelta(seconds=env_int("COPHUB_HOUSEKEEPING_SECONDS", 600))
+# Jobs with deadlines (SLA warnings, takedown re-checks, referral recovery)
+# run every COPHUB_SCHEDULE_EVERY; each is safe to run from several workers at once.
+COPHUB_SCHEDULE: list[str] = [
+    "cophub.alerts.sla.sweep",
+    "cophub.alerts.services.send_pending_emails",
+    "cophub.referrals.outbox.sweep",
+    "cophub.referrals.takedown.schedule",
+]
+COPHUB_SCHEDULE_EVERY = timedelta(seconds=env_int("COPHUB_SCHEDULE_SECONDS", 60))
 
 # --- Cache (rate limits) --------------------------------------------------------
 
@@ -312,6 +322,8 @@ COPHUB_SLA_HOURS = {
     "P3": env_int("COPHUB_SLA_P3_HOURS", 72),
     "P4": env_int("COPHUB_SLA_P4_HOURS", 168),
 }
+# Staff are warned when the time left is at most this share of the priority's SLA hours.
+COPHUB_SLA_WARN_FRACTION = float(env("COPHUB_SLA_WARN_FRACTION", "0.25"))
 
 # --- Detection and triage (docs/detection.md) ------------------------------------------
 # Snapshots of the in-memory PDQ indexes (the worker reloads them at start).
@@ -338,6 +350,44 @@ COPHUB_TEXT_MIN_SCORE = float(env("COPHUB_TEXT_MIN_SCORE", "1.0"))
 # Let the hub fetch private and loopback addresses when it re-checks reported
 # links: only for tests and a lab, never in production (docs/design.md).
 COPHUB_FETCH_ALLOW_PRIVATE = env_bool("COPHUB_FETCH_ALLOW_PRIVATE", False)
+COPHUB_URL_REVIEW_DAYS = env_int("COPHUB_URL_REVIEW_DAYS", 180)  # a listed harmful URL/domain is due for review this many days after its last one
+
+# How often the hub looks again at a reported link it asked to have removed,
+# and how long after a notice it sends it again while the content is still up
+# (Decree 147/2024 gives platforms 24 hours).
+COPHUB_TAKEDOWN_CHECK_MINUTES = env_int("COPHUB_TAKEDOWN_CHECK_MINUTES", 60)
+COPHUB_TAKEDOWN_RESEND_HOURS = env_int("COPHUB_TAKEDOWN_RESEND_HOURS", 24)
+COPHUB_TAKEDOWN_LEGAL_HOURS = env_int("COPHUB_TAKEDOWN_LEGAL_HOURS", 24)
+# Referral deliveries: attempts before the dead letter, backoff as for webhooks.
+COPHUB_REFERRAL_MAX_ATTEMPTS = env_int("COPHUB_REFERRAL_MAX_ATTEMPTS", 10)
+# How long a sender holds a delivery it claimed; longer than one attempt can take.
+COPHUB_REFERRAL_CLAIM_SECONDS = env_int("COPHUB_REFERRAL_CLAIM_SECONDS", 120)
+# The issuing body printed on referral letters (the hub's unit when empty).
+COPHUB_LETTER_ISSUER = env("COPHUB_LETTER_ISSUER", "")
+COPHUB_LETTER_PLACE = env("COPHUB_LETTER_PLACE", "")
+
+# --- Email ------------------------------------------------------------------------------
+# With COPHUB_SMTP_HOST set, mail goes out through that server; without it,
+# each message is written as a file to <data>/mail, so nothing is lost on a
+# hub that has no mail server yet (docs/configuration.md).
+COPHUB_SMTP_HOST = env("COPHUB_SMTP_HOST", "")
+if COPHUB_SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = COPHUB_SMTP_HOST
+    EMAIL_PORT = env_int("COPHUB_SMTP_PORT", 587)
+    EMAIL_HOST_USER = env("COPHUB_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = env("COPHUB_SMTP_PASSWORD", "")
+    _smtp_security = env("COPHUB_SMTP_SECURITY", "starttls").strip().lower()
+    if _smtp_security not in {"starttls", "ssl", "none"}:
+        raise ImproperlyConfigured(f'COPHUB_SMTP_SECURITY must be "starttls", "ssl" or "none", not "{_smtp_security}"')
+    EMAIL_USE_TLS = _smtp_security == "starttls"
+    EMAIL_USE_SSL = _smtp_security == "ssl"
+    EMAIL_TIMEOUT = env_int("COPHUB_SMTP_TIMEOUT", 20)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "mail")
+DEFAULT_FROM_EMAIL = env("COPHUB_EMAIL_FROM", "cophub <cophub@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Provider API ---------------------------------------------------------------------
 

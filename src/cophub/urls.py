@@ -3,16 +3,19 @@ from django.urls import include, path
 
 from cophub.core import views as core_views
 from cophub.providers.api import api as provider_api
+from cophub.referrals.views_public import callback as referral_callback
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("lang/<str:code>/", core_views.switch_language, name="switch-language"),
     # Before the console's own include: its patterns are the cases app's to edit.
     path("console/hash-lists/", include("cophub.hashbanks.urls")),
+    path("console/referrals/", include("cophub.referrals.urls")),
     path("console/", include("cophub.cases.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", provider_api.urls),
     path("federation/", include("cophub.federation.urls")),
+    path("referrals/callback/<str:public_id>", referral_callback, name="referral-callback"),
     path("", include("cophub.intake.urls")),
 ]
 

@@ -156,17 +156,6 @@ class ClassifyForm(CaseForm):
         self.fields["category"].initial = case.category
 
 
-class ForwardForm(CaseForm):
-    upstream = forms.ModelChoiceField(label=_("Upstream hub"), queryset=None, empty_label=None,
-                                      help_text=_("The report, its details and its files are sent to this hub, which then works on it too. Its progress shows on this timeline."))
-
-    def __init__(self, case, *args, **kwargs):
-        from cophub.federation.services import upstreams_for
-
-        super().__init__(case, *args, **kwargs)
-        self.fields["upstream"].queryset = upstreams_for(case)
-
-
 class NoteForm(CaseForm):
     text = forms.CharField(label=_("Internal note"), max_length=10000, widget=forms.Textarea(attrs={"rows": 3}),
                            help_text=_("Only staff see notes. The reporter never does."))

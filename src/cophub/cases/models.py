@@ -81,6 +81,7 @@ class EventKind(models.TextChoices):
     UPSTREAM = "upstream", _("Upstream hub")
     TRIAGE = "triage", _("Automatic triage")
     LINKED = "linked", _("Linked case")
+    REFERRAL = "referral", _("Referral")
 
 
 class CaseEvent(models.Model):

@@ -415,6 +415,13 @@ def record_url_list(case: Case, url: str, actor, *, listed: bool, reason: str = 
     return event
 
 
+def record_referral(case: Case, actor, what: str, text: str = "", **data) -> CaseEvent:
+    """A referral of the case moved on (queued, delivered, answered, failed …); call inside that change's transaction."""
+    event = _event(case, EventKind.REFERRAL, actor, text, what=what, **data)
+    record(f"case.referral_{what}", actor=actor, obj=case, unit=case.unit, **data)
+    return event
+
+
 def record_upstream_state(case: Case, upstream_name: str, step: str, **data) -> CaseEvent:
     """An upstream hub reported a new public step for the case it received from this hub."""
     event = _event(case, EventKind.UPSTREAM, SYSTEM, upstream=upstream_name, step=step, **data)

@@ -20,7 +20,6 @@ urlpatterns = [
     path("cases/<int:pk>/assign/", views.assign_view, name="assign"),
     path("cases/<int:pk>/transition/", views.transition_view, name="transition"),
     path("cases/<int:pk>/classify/", views.classify_view, name="classify"),
-    path("cases/<int:pk>/forward/", views.forward_view, name="forward"),
     path("cases/<int:pk>/note/", views.note_view, name="note"),
     path("cases/<int:pk>/message/", views.message_view, name="message"),
     path("cases/<int:pk>/merge/", views.merge_view, name="merge"),
@@ -34,4 +33,5 @@ urlpatterns = [
     path("cases/<int:pk>/links/withdraw/", hashbank_views.withdraw_url_view, name="url_withdraw"),
     path("wellbeing/", wellbeing.wellbeing_view, name="wellbeing"),
     path("providers/", include("cophub.providers.urls")),
+    path("alerts/", include("cophub.alerts.urls")),
 ]

@@ -26,14 +26,15 @@ from cophub.core.categories import label as category_label
 from cophub.evidence import permissions as evidence_permissions
 from cophub.evidence.services import discard_uploads
 from cophub.detection import services as detection
-from cophub.federation.services import forward, forwardings_of
+from cophub.federation.services import forwardings_of
 from cophub.hashbanks import services as hashbanks
 from cophub.intake import services as intake_services
 from cophub.intake.models import Channel
+from cophub.referrals import views as referral_views
 
 from . import permissions, services, two_factor, workflow
 from .console import console_error, console_login_step, console_view, form_errors, render_console
-from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, ForwardForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
+from .forms import (AssignForm, AttachForm, ClassifyForm, EntryForm, MergeForm, MessageForm, NoteForm, OTPTokenForm,
                     QueueFilterForm, TransitionForm, entry_units)
 from .models import EventKind, LinkReason, Priority, State
 
@@ -349,6 +350,10 @@ def describe_event(event) -> str:
     if kind == EventKind.LINKED:
         reason = LinkReason(data["reason"]).label if data.get("reason") in LinkReason.values else data.get("reason", "")
         return _("Linked to case %(reference)s: %(reason)s.") % {"reference": data.get("reference", ""), "reason": reason}
+    if kind == EventKind.REFERRAL:
+        from cophub.referrals.services import describe_event as describe_referral
+
+        return describe_referral(data)
     if kind == EventKind.NOTE:
         return _("Internal note")
     if kind == EventKind.MESSAGE:
@@ -416,10 +421,6 @@ def _case_forms(request, case, can: dict) -> dict:
         forms["merge"] = MergeForm(case, request.user)
     if can["attach"]:
         forms["attach"] = AttachForm(case)
-    if can["transition"]:
-        forward_form = ForwardForm(case)
-        if forward_form.fields["upstream"].queryset.exists():
-            forms["forward"] = forward_form
     return forms
 
 
@@ -449,6 +450,7 @@ def case_view(request, pk: int):
         "merged_cases": list(case.merged_cases.order_by("reference")),
         "target_case": services.effective_case(case) if case.merged_into_id else None,
         "forwardings": list(forwardings_of(case)),
+        "referrals_panel": referral_views.case_panel(request, case),
     }
     return render_console(request, "cases/case.html", context)
 
@@ -508,16 +510,6 @@ def transition_view(request, pk: int):
         return _("The case is now “%(state)s”.") % {"state": case.get_state_display()}
 
     return _case_action(request, pk, _may("case.transition"), lambda case: TransitionForm(case, request.POST), perform)
-
-
-@console_view
-@require_POST
-def forward_view(request, pk: int):
-    def perform(case, data):
-        forward(case, data["upstream"], request.user)
-        return _("The case is queued for the upstream hub %(name)s.") % {"name": data["upstream"].name}
-
-    return _case_action(request, pk, _may("case.transition"), lambda case: ForwardForm(case, request.POST), perform)
 
 
 @console_view

@@ -50,19 +50,21 @@ def requeue_orphaned_tasks() -> int:
     return requeued
 
 
-def housekeeping() -> dict[str, object]:
-    """Run every job of COPHUB_HOUSEKEEPING once; a failing job does not stop the others.
+def housekeeping(jobs: list[str] | None = None) -> dict[str, object]:
+    """Run every job of COPHUB_HOUSEKEEPING (or `jobs`) once; a failing job does not stop the others.
 
     Returns each job's result (or the exception it raised), for the log and tests.
     """
     results: dict[str, object] = {}
-    for path in settings.COPHUB_HOUSEKEEPING:
+    for path in settings.COPHUB_HOUSEKEEPING if jobs is None else jobs:
         try:
             results[path] = import_string(path)()
         except Exception as exc:  # one broken job must not starve the rest
             logger.exception("housekeeping job %s failed", path)
             results[path] = exc
-    done = {path: result for path, result in results.items() if result and not isinstance(result, Exception)}
+    # Logged only when a job did something: a schedule running every minute must not fill the log.
+    done = {path: result for path, result in results.items()
+            if result and not isinstance(result, Exception) and not (isinstance(result, dict) and not any(result.values()))}
     if done:
         logger.info("housekeeping: %s", ", ".join(f"{path.rsplit('.', 1)[-1]}={result}" for path, result in done.items()))
     return results
@@ -98,6 +100,7 @@ class HeartbeatWorker(Worker):
         # The first round runs a little after start-up, so a fleet of workers
         # started together does not sweep at the same moment each time.
         next_housekeeping = time.monotonic() + random.uniform(HEARTBEAT_SECONDS, 2 * HEARTBEAT_SECONDS)
+        next_schedule = time.monotonic() + random.uniform(0, HEARTBEAT_SECONDS)
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 self.beat()
@@ -108,6 +111,10 @@ class HeartbeatWorker(Worker):
                 logger.exception("heartbeat failed")
             finally:
                 close_old_connections()
+            if time.monotonic() >= next_schedule:
+                housekeeping(settings.COPHUB_SCHEDULE)
+                close_old_connections()
+                next_schedule = time.monotonic() + settings.COPHUB_SCHEDULE_EVERY.total_seconds()
             if time.monotonic() >= next_housekeeping:
                 housekeeping()
                 close_old_connections()

@@ -83,7 +83,12 @@ def receiver_url(upstream: Upstream, public_url: str) -> str:
 
 
 def connect(name: str, url: str, key: str, public_url: str | None = None, *, register_webhook: bool = True, actor=None) -> Upstream:
-    """Store (or replace) an upstream hub and register this hub's receiver there for its state changes."""
+    """Store (or replace) an upstream hub and register this hub's receiver there for its state changes.
+
+    The hub also goes into the referral directory as a target with a hub channel.
+    """
+    from cophub.referrals.services import hub_target_for
+
     public_url = public_url or settings.COPHUB_PUBLIC_URL
     with transaction.atomic():
         upstream, created = Upstream.objects.get_or_create(name=name, defaults={"base_url": url, "sealed_key": b""})
@@ -92,6 +97,7 @@ def connect(name: str, url: str, key: str, public_url: str | None = None, *, reg
         upstream.active = True
         upstream.save()
         record("federation.connected", actor=actor, obj=upstream, url=url, created=created)
+        hub_target_for(upstream)
     if register_webhook:
         if not public_url:
             raise ValueError("COPHUB_PUBLIC_URL (or --public-url) is needed to register the webhook receiver")
@@ -194,23 +200,31 @@ def _files(case):
             yield item.blob, item.original_name or f"{item.blob.sha256[:12]}"
 
 
-def send(forwarding_id: int) -> str:
-    """File the case upstream (open, files, finish); safe to run again at any point."""
+class FilingError(Exception):
+    """Filing upstream failed; `retry` tells a passing fault (network, 5xx, 429) from a refusal."""
+
+    def __init__(self, message: str, retry: bool):
+        super().__init__(message)
+        self.retry = retry
+
+
+def file_report(upstream: Upstream, case, key: str, on_opened=None, report_id: str = "") -> tuple[str, str]:
+    """File `case` at the upstream hub (open, files, finish); returns (report id, public step).
+
+    Every call uses Idempotency-Keys derived from `key`, so running it again
+    after a crash or a lost answer files nothing twice upstream. `on_opened`
+    is called with the report id as soon as the upstream has one.
+    """
     from cophub.client import CophubError
     from cophub.evidence.services import iter_clear
 
-    forwarding = Forwarding.objects.select_related("upstream", "case").get(pk=forwarding_id)
-    if forwarding.state != ForwardingState.PENDING:
-        return str(forwarding.state)
-    client = client_for(forwarding.upstream)
-    key = forwarding.idempotency_key
+    client = client_for(upstream)
     try:
-        report_id = forwarding.upstream_report_id
-        if not report_id:
-            report = client.open_report(idempotency_key=f"{key}:open", **report_body(forwarding.case))
-            report_id = report.id
-            Forwarding.objects.filter(pk=forwarding.pk).update(upstream_report_id=report_id)
-        for blob, name in _files(forwarding.case):
+        if not report_id:  # known from an earlier try: not opened again
+            report_id = client.open_report(idempotency_key=f"{key}:open", **report_body(case)).id
+            if on_opened is not None:
+                on_opened(report_id)
+        for blob, name in _files(case):
             file_key = f"{key}:file:{blob.sha256}"
             try:
                 client.upload_file(report_id, b"".join(iter_clear(blob)), filename=name, content_type=blob.mime,
@@ -228,10 +242,36 @@ def send(forwarding_id: int) -> str:
                 raise
             step = "received"
     except CophubError as error:
-        return _failed(forwarding, f"{error.status} {error.code}: {error.detail}"[:1000], retry=error.status in (0, 409, 429) or error.status >= 500)
+        raise FilingError(f"{error.status} {error.code}: {error.detail}"[:1000],
+                          retry=error.status in (0, 409, 429) or error.status >= 500) from error
     except Exception as error:  # noqa: BLE001 - a fault on this side; retried like a network error
-        logger.exception("forwarding %s failed", forwarding_id)
-        return _failed(forwarding, f"{type(error).__name__}: {error}"[:1000], retry=True)
+        logger.exception("filing case %s upstream at %s failed", case.pk, upstream.name)
+        raise FilingError(f"{type(error).__name__}: {error}"[:1000], retry=True) from error
+    return report_id, step
+
+
+def track(case, upstream: Upstream, report_id: str, key: str, step: str = "received") -> Forwarding:
+    """Remember a report filed upstream so the upstream's state changes reach the case (sent state)."""
+    forwarding, _created = Forwarding.objects.get_or_create(
+        case=case, upstream=upstream,
+        defaults={"idempotency_key": key, "state": ForwardingState.SENT, "upstream_report_id": report_id, "upstream_step": step})
+    return forwarding
+
+
+def send(forwarding_id: int) -> str:
+    """File the case upstream (open, files, finish); safe to run again at any point."""
+    forwarding = Forwarding.objects.select_related("upstream", "case").get(pk=forwarding_id)
+    if forwarding.state != ForwardingState.PENDING:
+        return str(forwarding.state)
+
+    def opened(report_id: str) -> None:
+        Forwarding.objects.filter(pk=forwarding.pk).update(upstream_report_id=report_id)
+
+    try:
+        report_id, step = file_report(forwarding.upstream, forwarding.case, forwarding.idempotency_key, on_opened=opened,
+                                      report_id=forwarding.upstream_report_id)
+    except FilingError as error:
+        return _failed(forwarding, str(error), retry=error.retry)
     with transaction.atomic():
         forwarding = Forwarding.objects.select_for_update().get(pk=forwarding.pk)
         forwarding.state = ForwardingState.SENT
@@ -267,6 +307,7 @@ def _failed(forwarding: Forwarding, error: str, retry: bool) -> str:
 def receive_event(upstream: Upstream, headers, body: bytes) -> int:
     """Handle one signed webhook POST; returns the HTTP status to answer."""
     from cophub.cases.services import record_upstream_state
+    from cophub.referrals.services import upstream_step_changed
     from cophub.providers.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
 
     secret = webhook_secret(upstream)
@@ -296,6 +337,7 @@ def receive_event(upstream: Upstream, headers, body: bytes) -> int:
             forwarding.upstream_step_at = at
             forwarding.save(update_fields=["upstream_step", "upstream_step_at", "updated_at"])
             record_upstream_state(forwarding.case, upstream.name, data["state"], event=event_id)
+            upstream_step_changed(upstream, forwarding.upstream_report_id, data["state"])
     except IntegrityError:
         return 200  # seen before: a replay or a retry after a lost answer
     return 200

@@ -65,7 +65,8 @@ class EntryFilterForm(forms.Form):
     q = forms.CharField(label=_("Value starts with"), required=False, max_length=1000)
     signal_type = forms.ChoiceField(label=_("Type"), required=False)
     state = forms.ChoiceField(label=_("State"), required=False,
-                              choices=[("", _("All")), ("enabled", _("In use")), ("disabled", _("Removed"))])
+                              choices=[("", _("All")), ("enabled", _("In use")), ("disabled", _("Removed")),
+                                       ("review", _("Due for review (URLs and domains)"))])
 
     def __init__(self, *args, **kwargs):
         from .models import SignalType

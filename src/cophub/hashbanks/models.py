@@ -8,6 +8,8 @@ provider that polls with the last id it saw gets every change exactly once.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -75,16 +77,38 @@ class BankEntry(models.Model):
                                  verbose_name=_("added by"))
     added_at = models.DateTimeField(_("added"), default=timezone.now)
     disabled_at = models.DateTimeField(_("removed"), null=True, blank=True)
+    # URL and domain entries: when staff last checked the address is still harmful (see review_by).
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
 
     class Meta:
         ordering = ["-added_at"]
         verbose_name = _("hash list entry")
         verbose_name_plural = _("hash list entries")
         constraints = [models.UniqueConstraint(fields=["bank", "signal_type", "value"], name="hashbanks_one_entry_per_signal")]
-        indexes = [models.Index(fields=["signal_type", "value"], name="hashbanks_signal_idx")]
+        indexes = [models.Index(fields=["signal_type", "value"], name="hashbanks_signal_idx"),
+                   # The published URL list's version (services.published_version) reads the latest review.
+                   models.Index(fields=["reviewed_at"], name="hashbanks_reviewed_idx")]
 
     def __str__(self) -> str:
         return f"{self.signal_type}:{self.value[:16]}…"
+
+    @property
+    def is_address(self) -> bool:
+        return self.signal_type in (SignalType.URL, SignalType.DOMAIN)
+
+    @property
+    def review_by(self):
+        """When a URL or domain entry is due to be looked at again (COPHUB_URL_REVIEW_DAYS after its last review)."""
+        return review_by(self.added_at, self.reviewed_at)
+
+    @property
+    def review_overdue(self) -> bool:
+        return self.is_address and self.enabled and self.review_by <= timezone.now()
+
+
+def review_by(added_at, reviewed_at):
+    """An address entry's next review: its last review (or when it was listed) plus COPHUB_URL_REVIEW_DAYS."""
+    return (reviewed_at or added_at) + timedelta(days=settings.COPHUB_URL_REVIEW_DAYS)
 
 
 class ChangeAction(models.TextChoices):

@@ -9,18 +9,23 @@ concurrent writers on PostgreSQL, a sequence alone gives no such promise).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cophub.audit.services import record
 
-from .models import Bank, BankChange, BankEntry, BankKind, ChangeAction, SignalType
+from .models import Bank, BankChange, BankEntry, BankKind, ChangeAction, SignalType, review_by
 
 HUB_BANK_NAME = "Danh sách mã băm của trung tâm"
 SANDBOX_BANK_NAME = "Danh sách mã băm thử nghiệm (sandbox)"
@@ -575,3 +580,141 @@ def export_signals(banks, signal_types=None, chunk_size: int = 5000):
         entries = entries.filter(signal_type__in=list(signal_types))
     fields = ("signal_type", "value", "quality", "note", "source", "added_at")
     return entries.order_by("pk").only(*fields).iterator(chunk_size=chunk_size)
+
+
+ADDRESS_TYPES = (SignalType.DOMAIN, SignalType.URL)
+
+
+# --- Reviewing listed addresses ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def mark_reviewed(entry: BankEntry, actor, *, unit=None) -> BankEntry:
+    """Staff looked at a listed URL or domain again and it is still harmful: its next review moves on.
+
+    Not a change to the list (no `BankChange`): providers' feeds are not
+    touched; the published list's version (`published_version`) follows the
+    latest review, so filters download the new review dates.
+    """
+    entry = BankEntry.objects.select_for_update().get(pk=entry.pk)
+    if not entry.is_address or not entry.enabled:
+        raise ValueError("only a listed URL or domain is reviewed")
+    previous, entry.reviewed_at = entry.reviewed_at, timezone.now()
+    entry.save(update_fields=["reviewed_at"])
+    record("hashbank.entry_reviewed", actor=actor, obj=entry, unit=unit, bank=entry.bank_id, signal_type=entry.signal_type,
+           value=entry.value, previous_review=previous, review_by=entry.review_by)
+    return entry
+
+
+def entries_due_for_review(bank: Bank):
+    """The bank's enabled URL and domain entries whose review date has passed."""
+    due = timezone.now() - timedelta(days=settings.COPHUB_URL_REVIEW_DAYS)
+    return BankEntry.objects.filter(Q(reviewed_at__lte=due) | Q(reviewed_at__isnull=True, added_at__lte=due), bank=bank, enabled=True,
+                                    signal_type__in=ADDRESS_TYPES)
+
+
+# --- The published list of harmful addresses (the school network filter) ---------------------------------
+
+@dataclass(frozen=True)
+class PublishedUrl:
+    kind: str  # "url" (that page) or "domain" (the host and every name under it)
+    value: str  # normalised URL, or the domain
+    host: str
+    source: str  # e.g. "case:2026-000012", "import:iwf.csv"
+    listed_at: object  # when the entry went (back) on its list
+    reviewed_at: object  # None until staff reviewed it
+    review_by: object
+    bank: str
+
+    @property
+    def whole_host(self) -> bool:
+        """Whether blocking `host` is right: a domain entry, or a URL that names a site's front page.
+
+        A deep URL ("https://facebook.com/some-group") never blocks its host:
+        one harmful page on a big platform must not cut off the platform.
+        """
+        from cophub.detection.urls import is_specific
+
+        return self.kind == SignalType.DOMAIN or not is_specific(self.value)
+
+
+def _published_banks(sandbox: bool, shared_only: bool):
+    banks = Bank.objects.filter(enabled=True, sandbox=sandbox).exclude(kind=BankKind.ALLOW)
+    return banks.filter(shared_with_providers=True) if shared_only else banks
+
+
+def _allowed_addresses(sandbox: bool) -> tuple[set[str], set[str]]:
+    """The URLs and domains of the enabled allow lists (one query; allow lists are short)."""
+    urls, domains = set(), set()
+    rows = BankEntry.objects.filter(bank__kind=BankKind.ALLOW, bank__enabled=True, bank__sandbox=sandbox, enabled=True,
+                                    signal_type__in=ADDRESS_TYPES).values_list("signal_type", "value")
+    for signal_type, value in rows:
+        (urls if signal_type == SignalType.URL else domains).add(value)
+    return urls, domains
+
+
+def published_urls(*, sandbox: bool = False, shared_only: bool = False, kinds=ADDRESS_TYPES, chunk_size: int = 2000):
+    """Every harmful address the hub publishes, streamed: an iterator of `PublishedUrl`.
+
+    The enabled URL and domain entries of the enabled hub and imported lists
+    (`shared_only`: only lists shared with providers, for what leaves the
+    hub over the API), minus whatever an enabled allow list holds: the same
+    URL, or a domain covering the entry's host. One row per address, sorted
+    (domains first, then URLs, each by value); an address on several lists
+    comes once, from the hub's own list when it is there.
+
+    One query for the allow lists, then one per `chunk_size` rows (a
+    database cursor: a million rows never sit in memory).
+    """
+    from cophub.detection.urls import domain_candidates, url_domain
+
+    allowed_urls, allowed_domains = _allowed_addresses(sandbox)
+    kinds = [kind for kind in ADDRESS_TYPES if kind in kinds]
+    rows = (BankEntry.objects.filter(bank__in=_published_banks(sandbox, shared_only), enabled=True, signal_type__in=kinds)
+            .order_by("signal_type", "value", "bank__kind", "pk")
+            .values_list("signal_type", "value", "source", "added_at", "reviewed_at", "bank__name"))
+    previous = None
+    for signal_type, value, source, added_at, reviewed_at, bank in rows.iterator(chunk_size=chunk_size):
+        if (signal_type, value) == previous:
+            continue  # the same address on another list ("hub" sorts before "imported")
+        previous = (signal_type, value)
+        if signal_type == SignalType.URL:
+            host = urlsplit(value).hostname or ""
+            if value in allowed_urls:
+                continue
+            covering = domain_candidates(url_domain(value))
+        else:
+            host, covering = value, domain_candidates(value)
+        if allowed_domains and any(domain in allowed_domains for domain in covering):
+            continue
+        yield PublishedUrl(signal_type, value, host, source, added_at, reviewed_at, review_by(added_at, reviewed_at), bank)
+
+
+def published_hosts(*, sandbox: bool = False, shared_only: bool = False, chunk_size: int = 2000):
+    """The hosts a DNS filter blocks, each once, sorted: domain entries, and the hosts of front-page URLs.
+
+    Two passes over the list: the hosts of front-page URLs first (few: most
+    listed URLs are deep pages, which never block their host), then the
+    domains (unique and sorted already). Only the first set is held in memory.
+    """
+    options = {"sandbox": sandbox, "shared_only": shared_only, "chunk_size": chunk_size}
+    from_urls = {row.host for row in published_urls(kinds=[SignalType.URL], **options) if row.whole_host}
+    for row in published_urls(kinds=[SignalType.DOMAIN], **options):
+        from_urls.discard(row.host)
+        yield row.host
+    yield from sorted(from_urls)
+
+
+def published_version(*, sandbox: bool = False, shared_only: bool = False) -> tuple[str, object]:
+    """(a tag that changes whenever the published list may have, when it last changed), in three small queries.
+
+    Entries change only through `BankChange` (its latest id); reviews move
+    `reviewed_at`; switching a list on or off, or an allow list, changes the
+    banks' rows; the review period is a setting.
+    """
+    last = BankChange.objects.order_by("-pk").values_list("pk", "at").first() or (0, None)
+    reviewed = BankEntry.objects.aggregate(latest=Max("reviewed_at"))["latest"]
+    banks = list(Bank.objects.order_by("pk").values_list("pk", "enabled", "kind", "sandbox", "shared_with_providers", "name"))
+    basis = json.dumps([last[0], reviewed, banks, settings.COPHUB_URL_REVIEW_DAYS, sandbox, shared_only], default=str)
+    changed = max((when for when in (last[1], reviewed) if when is not None), default=None)
+    return hashlib.sha256(basis.encode()).hexdigest()[:32], changed

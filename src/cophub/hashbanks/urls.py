@@ -13,4 +13,5 @@ urlpatterns = [
     path("<int:pk>/enabled/", views.bank_switch_view, name="bank_switch"),
     path("<int:pk>/import/", views.bank_import_view, name="bank_import"),
     path("<int:pk>/entries/<int:entry_id>/disable/", views.entry_disable_view, name="entry_disable"),
+    path("<int:pk>/entries/<int:entry_id>/reviewed/", views.entry_review_view, name="entry_review"),
 ]

@@ -21,6 +21,8 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -149,7 +151,9 @@ def _entries(bank: Bank, filters: EntryFilterForm):
         entries = entries.filter(Q(value__startswith=query.strip()) | Q(value__startswith=query.strip().lower()))
     if signal_type:
         entries = entries.filter(signal_type=signal_type)
-    if state:
+    if state == "review":
+        entries = entries.filter(pk__in=services.entries_due_for_review(bank).values("pk"))
+    elif state:
         entries = entries.filter(enabled=state == "enabled")
     return entries
 
@@ -164,7 +168,7 @@ def _bank_page(request, bank: Bank, *, settings_form=None, import_form=None, imp
         "settings_form": settings_form or BankSettingsForm(initial={k: getattr(bank, k) for k in services.BANK_SETTINGS}),
         "import_form": import_form or ImportForm(), "reason_form": ReasonForm(), "max_upload_mb": MAX_UPLOAD_MB,
         "import_result": import_result, "refusals": import_result.refused[:REFUSALS_SHOWN] if import_result else [],
-        "reaches_feed": services.reaches_feed(bank),
+        "reaches_feed": services.reaches_feed(bank), "due_for_review": services.entries_due_for_review(bank).count(),
     }
     return render_console(request, "hashbanks/bank_detail.html", context, status=status)
 
@@ -222,6 +226,21 @@ def entry_disable_view(request, pk: int, entry_id: int):
         messages.success(request, _("The entry is removed from the list."))
     else:
         messages.info(request, _("The entry was already removed."))
+    return redirect("hashlists:bank", pk=bank.pk)
+
+
+@console_view
+@require_POST
+def entry_review_view(request, pk: int, entry_id: int):
+    """Staff looked at a listed URL or domain again: still harmful, its next review moves on."""
+    bank = _bank(request.user, pk)
+    entry = get_object_or_404(BankEntry, pk=entry_id, bank=bank)
+    if not entry.is_address or not entry.enabled:
+        messages.error(request, _("Only a URL or domain in use on the list is reviewed."))
+        return redirect("hashlists:bank", pk=bank.pk)
+    entry = services.mark_reviewed(entry, request.user)
+    messages.success(request, _("Marked as reviewed; the next review is due on %(date)s.")
+                     % {"date": date_format(timezone.localtime(entry.review_by), "d/m/Y")})
     return redirect("hashlists:bank", pk=bank.pk)
 
 

@@ -16,6 +16,7 @@ from cophub.core.categories import CATEGORY_CHOICES
 class Scope(models.TextChoices):
     REPORTS_WRITE = "reports:write", _("File reports")
     HASHES_READ = "hashes:read", _("Read the hash list")
+    LISTS_READ = "lists:read", _("Read the list of harmful addresses (school filters)")
 
 
 class Provider(models.Model):

@@ -250,6 +250,7 @@ def verify_signature(secret: str, header: str, body: bytes, now: float | None = 
 class Answer:
     status: int | None
     error: str = ""
+    body: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -265,8 +266,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
-        response.read(MAX_RESPONSE_BYTES)
-        return Answer(response.status)
+        return Answer(response.status, body=response.read(MAX_RESPONSE_BYTES))
     except (OSError, http.client.HTTPException) as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}"[:300])
     finally:

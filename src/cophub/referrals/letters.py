@@ -133,6 +133,8 @@ def format_place_date(place: str, date: datetime.date) -> str:
     """
     day = _two_digits_if(date.day, 10)
     month = _two_digits_if(date.month, 3)
+    if not place.strip():
+        return f"Ngày {day} tháng {month} năm {date.year}"  # no place configured: the date alone, not ", ngày …"
     return f"{place}, ngày {day} tháng {month} năm {date.year}"
 
 

@@ -416,6 +416,11 @@ def _one_request(scheme, host, port, target, method, request_headers, deadline, 
             truncated = False
             if method != "HEAD":
                 while size < max_bytes:
+                    if response.isclosed():
+                        # The whole body is read and the server closes the
+                        # connection (HTTP/1.0, "Connection: close"): http.client
+                        # has closed the socket, so there is nothing to time.
+                        break
                     sock.settimeout(_remaining(deadline, url))
                     chunk = response.read(min(CHUNK, max_bytes - size))
                     if not chunk:

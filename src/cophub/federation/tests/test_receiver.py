@@ -61,21 +61,6 @@ def test_forward_needs_case_transition_and_is_once_per_upstream(units, staff, up
     assert case.events.filter(kind=EventKind.UPSTREAM, data__forwarded=True).count() == 1
 
 
-def test_console_forward_form(client, units, staff, upstream, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *a, **k: None)
-    case = report_case(units["school_a"])
-    log_in(client, staff["handler"])
-    page = client.get(f"/console/cases/{case.pk}/")
-    assert b"/forward/" in page.content
-    client.post(f"/console/cases/{case.pk}/forward/", {"upstream": upstream.pk})
-    assert Forwarding.objects.filter(case=case, upstream=upstream).exists()
-    log_in(client, staff["counsellor"])
-    other = report_case(units["school_a"])
-    assert b"/forward/" not in client.get(f"/console/cases/{other.pk}/").content
-    client.post(f"/console/cases/{other.pk}/forward/", {"upstream": upstream.pk})
-    assert not Forwarding.objects.filter(case=other).exists()
-
-
 def test_signed_event_updates_the_case(client, forwarded, upstream):
     assert _post(client, upstream.pk, _event()).status_code == 200
     forwarding = Forwarding.objects.get(case=forwarded)

@@ -471,7 +471,7 @@ def test_openapi_document_is_valid_and_lists_every_operation(client):
         ("POST", "/api/v1/reports/{report_id}/files"), ("POST", "/api/v1/reports/{report_id}/finish"),
         ("POST", "/api/v1/reports/{report_id}/retract"),
         ("POST", "/api/v1/webhooks"), ("GET", "/api/v1/webhooks"), ("GET", "/api/v1/webhooks/deliveries"),
-        ("DELETE", "/api/v1/webhooks/{webhook_id}"), ("GET", "/api/v1/hashes"),
+        ("DELETE", "/api/v1/webhooks/{webhook_id}"), ("GET", "/api/v1/hashes"), ("GET", "/api/v1/lists/blocked-urls"),
     }
     files_body = document["paths"]["/api/v1/reports/{report_id}/files"]["post"]["requestBody"]["content"]
     assert set(files_body) == {"multipart/form-data", "application/json"}

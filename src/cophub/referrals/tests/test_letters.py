@@ -280,3 +280,8 @@ def test_single_recipient_is_on_the_kinh_gui_line(tmp_path):
 def test_a_letter_needs_a_recipient():
     with pytest.raises(ValueError):
         render_letter(make_letter(recipients=[" "]))
+
+
+def test_without_a_place_the_date_stands_alone():
+    assert format_place_date("", datetime.date(2026, 12, 1)) == "Ngày 01 tháng 12 năm 2026"
+    assert format_place_date("  ", datetime.date(2026, 3, 5)) == "Ngày 05 tháng 3 năm 2026"

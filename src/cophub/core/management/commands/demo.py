@@ -71,6 +71,7 @@ class Command(BaseCommand):
             units = self._units()
             logins = self._accounts(units)
         self._demo_lists()
+        self._demo_directory()
         made = self._samples(units, logins)
         self._print(units, logins, made)
         self._sandbox_hashes()
@@ -157,6 +158,25 @@ class Command(BaseCommand):
         pdq = pdq_for_image(_sample_picture())
         hashbanks.add_signals(pictures, {"pdq": hashbanks.Signal(pdq.hash, pdq.quality)}, source="demo", actor="demo",
                               note="the demo's drawn screenshot")
+
+    def _demo_directory(self) -> None:
+        """Referral targets a school would use; example addresses (no mail leaves a demo hub without SMTP)."""
+        from cophub.referrals.models import Channel, ChannelKind, Target, TargetKind
+
+        directory = [
+            ("Phòng An ninh mạng và phòng, chống tội phạm sử dụng công nghệ cao, Công an TP Hải Phòng", TargetKind.POLICE, "",
+             "Phòng An ninh mạng và phòng, chống tội phạm sử dụng công nghệ cao (PA05), Công an thành phố Hải Phòng",
+             [(ChannelKind.MANUAL, ""), (ChannelKind.EMAIL, "pa05@congan-demo.example")]),
+            ("Tổng đài quốc gia bảo vệ trẻ em 111", TargetKind.HOTLINE, "", "Tổng đài điện thoại quốc gia bảo vệ trẻ em 111",
+             [(ChannelKind.MANUAL, "")]),
+            ("TikTok (demo)", TargetKind.PLATFORM, "tiktok.com\ntiktokv.com", "Bộ phận An toàn và Tin cậy, TikTok Việt Nam",
+             [(ChannelKind.EMAIL, "legal-vn@tiktok-demo.example")]),
+        ]
+        for name, kind, domains, addressee, channels in directory:
+            target, created = Target.objects.get_or_create(name=name, defaults={"kind": kind, "domains": domains, "addressee": addressee})
+            if created:
+                for position, (channel_kind, address) in enumerate(channels):
+                    Channel.objects.create(target=target, kind=channel_kind, address=address, position=position)
 
     def _sandbox_hashes(self) -> None:
         """Test entries for sandbox keys; left as they are when already there."""
