@@ -6,7 +6,8 @@ Gone: the time to removal is recorded (from the first delivery of the
 notice) and the notice is closed. Still there: the notice is sent again
 every COPHUB_TAKEDOWN_RESEND_HOURS (as Project Arachnid does), and once the
 legal 24 hours have passed the case's people are alerted. Could not tell
-(timeout, 5xx, refused): nothing changes but the note; only "gone" closes.
+(timeout, 5xx, refused): nothing changes but the note; only "gone" closes,
+and a host that no longer resolves must say so twice, ten minutes apart.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from django.utils import timezone
 from . import outbox, removal
 from .models import ChannelKind, ContentState, Delivery, DeliveryState, Referral, ReferralKind, ReferralState
 
+# The detail a check writes when the host no longer resolves (removal.check).
+DNS_GONE = "gone: the host name no longer resolves"
+DNS_CONFIRM_AFTER = timedelta(minutes=10)
 CHECKED_STATES = (ReferralState.DELIVERED, ReferralState.ACKNOWLEDGED, ReferralState.ANSWERED, ReferralState.FAILED, ReferralState.BY_HAND)
 
 
@@ -53,10 +57,16 @@ def check_now(referral_id: int, now: datetime | None = None) -> str:
     result = removal.check(referral.url)
     with transaction.atomic():
         referral = Referral.objects.select_for_update().select_related("case", "target", "channel").get(pk=referral_id)
+        previous = referral.last_check_detail
         referral.last_checked_at = now
         referral.last_check_detail = f"{result.state}: {result.detail}"[:300]
         referral.save(update_fields=["last_checked_at", "last_check_detail"])
-        if result.state == removal.GONE:
+        if result.state == removal.GONE and result.status is None and not previous.startswith(DNS_GONE):
+            # A name that does not resolve may be a passing resolver fault:
+            # closed only when the next look, soon, says the same.
+            referral.next_check_at = now + DNS_CONFIRM_AFTER
+            referral.save(update_fields=["next_check_at"])
+        elif result.state == removal.GONE:
             mark_removed(referral, now=now)
         elif result.state == removal.PRESENT:
             _still_present(referral, now)

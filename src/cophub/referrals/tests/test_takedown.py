@@ -205,3 +205,15 @@ def test_a_platform_saying_removed_makes_the_hub_look_for_itself(units, staff, t
     notice.refresh_from_db()
     assert takedown.check_now(notice.pk, later(1.5)) == "gone"
     assert services.receive_callback(notice.public_id, {"Cophub-Signature": "t=1,v1=00"}, body) == 401
+
+
+def test_a_host_that_stops_resolving_must_say_so_twice_before_the_notice_closes(units, staff, top_admin, platform_inbox):
+    _, _, notice = notice_for("http://da-go-bo.invalid/video/9", units, staff, top_admin, platform_inbox)
+    outbox.deliver_due()
+    assert takedown.check_now(notice.pk, later(1.01)) == "gone"
+    notice.refresh_from_db()
+    assert notice.removed_at is None and notice.state == ReferralState.DELIVERED  # maybe a resolver hiccup
+    assert notice.next_check_at < later(1.01) + timedelta(minutes=11)
+    assert takedown.check_now(notice.pk, later(1.2)) == "gone"
+    notice.refresh_from_db()
+    assert notice.state == ReferralState.CLOSED and notice.removed_at is not None
