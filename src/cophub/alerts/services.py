@@ -168,14 +168,12 @@ def _already_alerted(dedupe_key: str, users) -> set[int]:
 
 
 def _enqueue(alert_id: int) -> None:
-    """Enqueue the email: in this transaction with the database backend, after commit otherwise
-    (an in-process backend would send mail for an alert that may still roll back)."""
+    """With the alert (core.outbox.enqueue): no mail for an alert that may still roll back."""
+    from cophub.core.outbox import enqueue
+
     from .tasks import send_alert_email
 
-    if settings.TASKS["default"]["BACKEND"].endswith("DatabaseBackend"):
-        send_alert_email.enqueue(alert_id)
-    else:
-        transaction.on_commit(lambda: send_alert_email.enqueue(alert_id))
+    enqueue(send_alert_email, alert_id)
 
 
 # --- Email ------------------------------------------------------------------------------------

@@ -143,14 +143,12 @@ def forward(case, upstream: Upstream, actor) -> Forwarding:
 
 
 def _enqueue(forwarding_id: int, run_after: datetime | None = None) -> None:
-    """In this transaction with the database task backend (outbox), after commit otherwise."""
+    """With the change (core.outbox.enqueue)."""
+    from cophub.core.outbox import enqueue
+
     from .tasks import send_forwarding
 
-    task = send_forwarding.using(run_after=run_after) if run_after else send_forwarding
-    if settings.TASKS["default"]["BACKEND"].endswith("DatabaseBackend"):
-        task.enqueue(forwarding_id)
-    else:
-        transaction.on_commit(lambda: task.enqueue(forwarding_id))
+    enqueue(send_forwarding, forwarding_id, run_after=run_after)
 
 
 def report_body(case) -> dict:

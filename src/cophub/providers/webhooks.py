@@ -28,11 +28,11 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from cophub.audit.services import record
+from cophub.core import outbox as core_outbox
 
 from .models import ApiKey, DeliveryState, EventType, Provider, ProviderReport, ReportState, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from .problems import ApiProblem
@@ -168,19 +168,10 @@ def emit(provider: Provider, event_type: str, data: dict, *, sandbox: bool = Fal
 
 
 def _enqueue(delivery_id: int, run_after: datetime | None = None) -> None:
-    """Enqueue the sender: in this transaction with the database backend, after commit otherwise.
-
-    An in-process backend (immediate) would POST before the change commits:
-    an event for a change that may still roll back, sent while the case row
-    is locked.
-    """
+    """Enqueue the sender with the change (core.outbox.enqueue): never a POST for a change that may still roll back."""
     from .tasks import deliver_webhook
 
-    task = deliver_webhook.using(run_after=run_after) if run_after else deliver_webhook
-    if settings.TASKS["default"]["BACKEND"].endswith("DatabaseBackend"):
-        task.enqueue(delivery_id)
-    else:
-        transaction.on_commit(lambda: task.enqueue(delivery_id))
+    core_outbox.enqueue(deliver_webhook, delivery_id, run_after=run_after)
 
 
 def case_changed(case) -> int:
@@ -275,12 +266,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
 
 def _claim(delivery_id: int, now: datetime) -> str | None:
     """Take the delivery for one attempt; None when it is not pending, not due, or held by another sender."""
-    token = secrets.token_hex(16)
-    claimed = (WebhookDelivery.objects
-               .filter(pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now)
-               .filter(Q(claim_token="") | Q(claimed_until__lt=now))
-               .update(claim_token=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS)))
-    return token if claimed else None
+    return core_outbox.claim(WebhookDelivery, delivery_id, now, pending=DeliveryState.PENDING, seconds=CLAIM_SECONDS)
 
 
 def attempt(delivery_id: int, now: datetime | None = None) -> str:
@@ -311,16 +297,8 @@ def _headers(delivery: WebhookDelivery) -> dict[str, str]:
 
 
 def _why_not(delivery_id: int, now: datetime) -> str:
-    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
-    if delivery is None:
-        return "missing"
-    if delivery.state != DeliveryState.PENDING:
-        return str(delivery.state)
-    if delivery.next_attempt_at and delivery.next_attempt_at > now:
-        return "not_due"
-    # Another sender holds it; look again when its claim runs out, in case it died.
-    _enqueue(delivery_id, run_after=delivery.claimed_until)
-    return "busy"
+    return core_outbox.why_not(WebhookDelivery, delivery_id, now, pending=DeliveryState.PENDING,
+                               requeue=lambda run_after: _enqueue(delivery_id, run_after=run_after))
 
 
 def _record(delivery: WebhookDelivery, token: str, answer: Answer, now: datetime) -> str:

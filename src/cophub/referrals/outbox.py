@@ -16,13 +16,14 @@ failed on the case and in the console, and staff are alerted by email.
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+from cophub.core import outbox as core_outbox
 
 from .channels import Outcome, send
 from .models import Delivery, DeliveryState
@@ -39,22 +40,10 @@ def max_attempts() -> int:
 
 
 def enqueue(delivery_id: int, run_after: datetime | None = None) -> None:
-    """Enqueue the sender: in this transaction with the database backend, after commit otherwise.
-
-    With an in-process backend the send would run before the referral
-    commits, and a rollback would leave a letter sent for nothing.
-    """
+    """Enqueue the sender with the change (core.outbox.enqueue); a deferred retry on an in-process backend waits for the sweep."""
     from .tasks import deliver_referral
 
-    task = deliver_referral
-    if run_after is not None:
-        if not task.get_backend().supports_defer:
-            return  # an in-process backend cannot wait: the scheduled sweep sends it when due
-        task = task.using(run_after=run_after)
-    if settings.TASKS["default"]["BACKEND"].endswith("DatabaseBackend"):
-        task.enqueue(delivery_id)
-    else:
-        transaction.on_commit(lambda: task.enqueue(delivery_id))
+    core_outbox.enqueue(deliver_referral, delivery_id, run_after=run_after)
 
 
 def new_delivery(referral, sequence: int = 1) -> Delivery:
@@ -66,13 +55,8 @@ def new_delivery(referral, sequence: int = 1) -> Delivery:
 
 def claim(delivery_id: int, now: datetime) -> str | None:
     """Take the delivery for one attempt (and count it); None when not pending, not due, or held."""
-    token = secrets.token_hex(16)
-    claimed = (Delivery.objects
-               .filter(pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now)
-               .filter(Q(claim_token="") | Q(claimed_until__lt=now))
-               .update(claim_token=token, attempts=F("attempts") + 1,
-                       claimed_until=now + timedelta(seconds=settings.COPHUB_REFERRAL_CLAIM_SECONDS)))
-    return token if claimed else None
+    return core_outbox.claim(Delivery, delivery_id, now, pending=DeliveryState.PENDING,
+                             seconds=settings.COPHUB_REFERRAL_CLAIM_SECONDS, attempts=F("attempts") + 1)
 
 
 def attempt(delivery_id: int, now: datetime | None = None) -> str:
@@ -91,16 +75,8 @@ def attempt(delivery_id: int, now: datetime | None = None) -> str:
 
 
 def _why_not(delivery_id: int, now: datetime) -> str:
-    delivery = Delivery.objects.filter(pk=delivery_id).first()
-    if delivery is None:
-        return "missing"
-    if delivery.state != DeliveryState.PENDING:
-        return str(delivery.state)
-    if delivery.next_attempt_at and delivery.next_attempt_at > now:
-        return "not_due"
-    # Another sender holds it: look again when its claim runs out, in case it died.
-    enqueue(delivery_id, run_after=delivery.claimed_until)
-    return "busy"
+    return core_outbox.why_not(Delivery, delivery_id, now, pending=DeliveryState.PENDING,
+                               requeue=lambda run_after: enqueue(delivery_id, run_after=run_after))
 
 
 def settle(delivery: Delivery, token: str, outcome: Outcome, now: datetime | None = None) -> str:

@@ -30,7 +30,6 @@ from .letters import Letter, render_letter
 from .models import (
     Channel,
     ChannelKind,
-    ContentState,
     Delivery,
     DeliveryState,
     Referral,
@@ -308,7 +307,7 @@ def _create(case, channel: Channel, actor, *, kind: str, url: str = "", note: st
     _require_refer(actor, case)
     if not channel.active or not channel.target.active:
         raise ValueError(_("This channel is not active."))
-    case = Case.objects.select_for_update().get(pk=case.pk)
+    case = Case.objects.select_for_update(no_key=True, of=("self",)).get(pk=case.pk)
     public_id = _public_id()
     referral = Referral.objects.create(public_id=public_id, case=case, target=channel.target, channel=channel, kind=kind, url=url,
                                        note=note, created_by=actor, snapshot={}, snapshot_sha256="")
@@ -354,7 +353,12 @@ def delivered(delivery: Delivery, outcome, now) -> None:
     """A delivery went out (inside the outbox's transaction)."""
     from cophub.cases.services import record_referral
 
-    referral = Referral.objects.select_for_update().select_related("case", "target").get(pk=delivery.referral_id)
+    # Only the referral row is locked (no key update), never the joined case
+    # or target: a referral being made for the same target at the same time
+    # checks its foreign keys on them at commit, and on PostgreSQL the two
+    # would deadlock (bench/outbox.py found it).
+    referral = (Referral.objects.select_for_update(no_key=True, of=("self",)).select_related("case__unit", "target", "channel")
+                .get(pk=delivery.referral_id))
     fields = ["last_sent_at"]
     referral.last_sent_at = now
     if referral.state in (ReferralState.QUEUED, ReferralState.FAILED):
@@ -383,7 +387,8 @@ def dead_letter(delivery: Delivery, outcome) -> None:
     from cophub.alerts.services import case_recipients, raise_alert
     from cophub.cases.services import record_referral
 
-    referral = Referral.objects.select_for_update().select_related("case", "target", "created_by").get(pk=delivery.referral_id)
+    referral = (Referral.objects.select_for_update(no_key=True, of=("self",)).select_related("case__unit", "target", "created_by")
+                .get(pk=delivery.referral_id))
     if referral.state in (ReferralState.QUEUED,):
         referral.state = ReferralState.FAILED
         referral.save(update_fields=["state"])
@@ -426,7 +431,7 @@ def record_response(referral: Referral, what: str, actor, text: str = "", refere
     if actor is not None:
         _require_refer(actor, referral.case)
     state = RESPONSES[what]
-    referral = Referral.objects.select_for_update().get(pk=referral.pk)
+    referral = Referral.objects.select_for_update(no_key=True, of=("self",)).get(pk=referral.pk)
     now = timezone.now()
     referral.state = state
     fields = ["state"]
@@ -452,7 +457,7 @@ def record_hand_delivery(referral: Referral, actor, text: str = "") -> Referral:
     from cophub.cases.services import record_referral
 
     _require_refer(actor, referral.case)
-    referral = Referral.objects.select_for_update().get(pk=referral.pk)
+    referral = Referral.objects.select_for_update(no_key=True, of=("self",)).get(pk=referral.pk)
     if referral.state != ReferralState.BY_HAND:
         raise ValueError(_("This referral is not waiting for delivery by hand."))
     now = timezone.now()
@@ -470,7 +475,7 @@ def retry_dead(referral: Referral, actor) -> int:
     from cophub.cases.services import record_referral
 
     _require_refer(actor, referral.case)
-    dead = list(Delivery.objects.select_for_update().filter(referral=referral, state=DeliveryState.DEAD))
+    dead = list(Delivery.objects.select_for_update(no_key=True, of=("self",)).filter(referral=referral, state=DeliveryState.DEAD))
     for delivery in dead:
         outbox.retry(delivery)
     if dead:
@@ -484,7 +489,7 @@ def cancel(referral: Referral, actor, text: str = "") -> Referral:
     from cophub.cases.services import record_referral
 
     _require_refer(actor, referral.case)
-    referral = Referral.objects.select_for_update().get(pk=referral.pk)
+    referral = Referral.objects.select_for_update(no_key=True, of=("self",)).get(pk=referral.pk)
     Delivery.objects.filter(referral=referral, state=DeliveryState.PENDING).update(state=DeliveryState.CANCELLED, next_attempt_at=None)
     referral.state, referral.next_check_at = ReferralState.CANCELLED, None
     referral.save(update_fields=["state", "next_check_at"])

@@ -56,7 +56,7 @@ def check_now(referral_id: int, now: datetime | None = None) -> str:
     referral = Referral.objects.get(pk=referral_id)
     result = removal.check(referral.url)
     with transaction.atomic():
-        referral = Referral.objects.select_for_update().select_related("case", "target", "channel").get(pk=referral_id)
+        referral = Referral.objects.select_for_update(no_key=True, of=("self",)).select_related("case", "target", "channel").get(pk=referral_id)
         previous = referral.last_check_detail
         referral.last_checked_at = now
         referral.last_check_detail = f"{result.state}: {result.detail}"[:300]
