@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "cophub.triage",
     "cophub.alerts",
     "cophub.referrals",
+    "cophub.netfilter",
     "ninja",
 ]
 
@@ -405,6 +406,12 @@ COPHUB_WEBHOOK_BACKOFF_MAX = env_int("COPHUB_WEBHOOK_BACKOFF_MAX", 3600)
 COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("COPHUB_WEBHOOK_ALLOW_HTTP_LOOPBACK", False)
 # This hub's public address (https://hub.example), for the webhook receiver it registers at its upstream hubs.
 COPHUB_PUBLIC_URL = env("COPHUB_PUBLIC_URL", "")
+
+# --- School network filter (cophub dns) -------------------------------------------
+
+# Where the hub writes the filter's policy and compiled lists and the resolver
+# writes its query log and status (docs/netfilter.md).
+COPHUB_NETFILTER_DIR = Path(env("COPHUB_NETFILTER_DIR", str(DATA_DIR / "netfilter"))).resolve()
 
 LOGGING = {
     "version": 1,
