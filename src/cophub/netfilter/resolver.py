@@ -1,0 +1,871 @@
+"""`cophub dns`: the school's filtering, forwarding DNS resolver.
+
+    python -m cophub.netfilter.resolver --state-dir DIR [--host H ...] [--port P] [--block-page-port N]
+
+One process, one asyncio loop, no Django. The UDP hot path reads packets in
+batches straight off the socket and answers from a per-group cache keyed by
+the query's bytes after its ID: no parsing, one dictionary lookup, one
+send. Everything else (a name not in the cache, TCP, the upstream side)
+parses with `dnswire` and decides with `engine`. See docs/netfilter.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+
+from . import dnswire as wire
+from . import engine, snapshot
+from .dnswire import WireError
+
+log = logging.getLogger("cophub.netfilter.resolver")
+
+BATCH = 512  # packets read per wake-up before the loop looks at other sockets
+SOCKETS_PER_UPSTREAM = 8
+SOCKET_ROTATE_SECONDS = 60  # a new random source port for one socket each interval
+TCP_IDLE_SECONDS = 10
+TCP_MAX_CLIENTS = 256
+MAX_CACHE_TTL = 86400
+SWEEP_SECONDS = 0.05
+LOG_ROTATE_SECONDS = 2.0
+STATUS_SECONDS = 2.0
+_secure = random.SystemRandom()
+
+
+class Upstream:
+    """One upstream server, a few connected UDP sockets to it, and its health."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sockets: list[socket.socket] = []
+        self.failures = 0
+        self.down_until = 0.0
+        self.probe_at = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"[{self.host}]:{self.port}" if self.family == socket.AF_INET6 else f"{self.host}:{self.port}"
+
+    def usable(self, now: float) -> bool:
+        return now >= self.down_until
+
+    def failed(self, now: float) -> None:
+        # Two failures in a row take it out for a while, growing to 10 s; one
+        # query is let through each second as a probe (see Resolver._pick).
+        self.failures += 1
+        if self.failures >= 2:
+            self.down_until = now + min(10.0, 0.5 * 2 ** (self.failures - 2))
+
+    def answered(self) -> None:
+        self.failures = 0
+        self.down_until = 0.0
+
+
+class Waiter:
+    """A client query waiting for its answer: where to send it, and its cache slot."""
+
+    __slots__ = ("q", "sock", "addr", "writer", "client", "key")
+
+    def __init__(self, q, client, *, sock=None, addr=None, writer=None, key=None):
+        self.q, self.client, self.sock, self.addr, self.writer, self.key = q, client, sock, addr, writer, key
+
+
+class Pending:
+    """One query in flight to an upstream, shared by every client asking the same question."""
+
+    __slots__ = ("question", "name_wire", "qtype", "qclass", "waiters", "sent_at", "tried", "qid", "sock", "upstream", "then")
+
+    def __init__(self, question: bytes, name_wire: bytes, qtype: int, qclass: int):
+        self.question, self.name_wire, self.qtype, self.qclass = question, name_wire, qtype, qclass
+        self.waiters: list = []
+        self.tried: list[Upstream] = []
+        self.sent_at = 0.0
+        self.qid = 0
+        self.sock = None
+        self.upstream = None
+        # Called with the reply instead of answering waiters directly (safe search chases its target).
+        self.then = None
+
+
+class Counters(dict):
+    def bump(self, key: str, n: int = 1) -> None:
+        self[key] = self.get(key, 0) + n
+
+
+class QueryLogWriter:
+    """Per-second counts written as TSV files the hub ingests (docs/netfilter.md)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.handle = None
+        self.path = None
+        self.opened_at = 0.0
+
+    def write(self, second: int, counts: dict) -> None:
+        if not counts:
+            return
+        if self.handle is None:
+            stamp = int(time.time() * 1000)
+            self.path = self.directory / f"q-{stamp}-{os.getpid()}.part"
+            self.handle = open(self.path, "a", encoding="utf-8")
+            self.opened_at = time.monotonic()
+        lines = []
+        for (client_id, key), count in counts.items():
+            group_id, name, qtype, action, category, rule = key
+            lines.append(f"{second}\t{client_id}\t{group_id}\t{name}\t{qtype}\t{action}\t{category}\t{rule}\t{count}\n")
+        self.handle.write("".join(lines))
+
+    def rotate(self, force: bool = False) -> None:
+        if self.handle is None or (not force and time.monotonic() - self.opened_at < LOG_ROTATE_SECONDS):
+            return
+        self.handle.close()
+        os.replace(self.path, self.path.with_suffix(".tsv"))
+        self.handle = None
+
+
+def _big_receive_buffer(sock: socket.socket) -> None:
+    """Room for a burst of queries (a classroom opening a page at once); beyond the
+    system's rmem_max only when running as root (SO_RCVBUFFORCE)."""
+    size = 8 * 1024 * 1024
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, size)
+    except (OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+_CONTROLS = {code: "?" for code in [*range(32), 127]}
+
+
+def _clean(text: str) -> str:
+    """Names and rules go into tab-separated lines: no tabs, newlines or other controls."""
+    return text.translate(_CONTROLS)[:300]
+
+
+class Resolver:
+    def __init__(self, state_dir: Path, hosts: list[str], port: int, block_page_port: int | None = None):
+        self.state_dir = snapshot.ensure(Path(state_dir))
+        self.hosts = hosts or ["::"]
+        self.port = port
+        self.block_page_port = block_page_port
+        self.policy: engine.Policy | None = None
+        self.policy_stamp = None
+        self.policy_error = ""
+        self.applied_at = None
+        self.clients: dict[str, engine.Client] = {}
+        self.upstreams: list[Upstream] = []
+        self.upcache: dict[bytes, tuple] = {}
+        self.inflight: dict[bytes, Pending] = {}
+        self.pending: dict[tuple[int, int], Pending] = {}
+        self.counters = Counters()
+        self.logc: dict = {}
+        self.log_writer = QueryLogWriter(self.state_dir / snapshot.LOG)
+        self.udp_sockets: list[socket.socket] = []
+        self.tcp_servers = []
+        self.tcp_clients = 0
+        self.listen: list[str] = []
+        self.started_at = time.time()
+        self.stopping = None
+        self._last_status = 0.0
+        self._last_housekeeping = 0.0
+        self._last_rotate = time.monotonic()
+        self._rotate_index = 0
+
+    # --- life cycle ---------------------------------------------------------
+
+    async def run(self, ready=None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self._load_policy(initial=True)
+        await self._bind()
+        self._tick_handle = self.loop.call_later(1.0, self._tick)
+        self._sweep_handle = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+        self._write_status()
+        if self.block_page_port:
+            from .blockpage import start_block_page
+
+            self.block_page_servers = await start_block_page(self, self.hosts, self.block_page_port)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.loop.add_signal_handler(signum, self.stopping.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        log.info("cophub dns listening on %s", ", ".join(self.listen))
+        if ready is not None:
+            ready()
+        await self.stopping.wait()
+        self._shutdown()
+
+    def stop(self) -> None:
+        if self.stopping is not None:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+
+    def _shutdown(self) -> None:
+        self._tick_handle.cancel()
+        self._sweep_handle.cancel()
+        for sock in self.udp_sockets:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        for server in self.tcp_servers:
+            server.close()
+        for upstream in self.upstreams:
+            self._close_upstream_sockets(upstream)
+        self._flush_log()
+        self.log_writer.rotate(force=True)
+        self._write_status(running=False)
+
+    async def _bind(self) -> None:
+        for host in self.hosts:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            if family == socket.AF_INET6:
+                # "::" answers IPv4 clients too (as ::ffff:a.b.c.d).
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+            _big_receive_buffer(udp)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            udp.bind((host, self.port))
+            udp.setblocking(False)
+            port = udp.getsockname()[1]
+            self.udp_sockets.append(udp)
+            self.loop.add_reader(udp.fileno(), self._on_udp, udp)
+            tcp = socket.socket(family, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+            tcp.bind((host, port))
+            tcp.listen(128)
+            tcp.setblocking(False)
+            server = await asyncio.start_server(self._tcp_client, sock=tcp, limit=70000)
+            self.tcp_servers.append(server)
+            self.listen.append(f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}")
+            if self.port == 0:
+                self.port = port
+
+    # --- policy ---------------------------------------------------------------
+
+    def _load_policy(self, initial: bool = False) -> None:
+        path = self.state_dir / snapshot.POLICY
+        stamp = snapshot.stamp(path)
+        if stamp == self.policy_stamp and not initial:
+            return
+        self.policy_stamp = stamp
+        try:
+            data = snapshot.read_json(path) or {"settings": {}}
+            policy = engine.load(self.state_dir, data, self.policy)
+            policy.refresh(time.time())
+        except Exception as exc:  # a bad file keeps the policy in force
+            self.policy_error = f"{type(exc).__name__}: {exc}"
+            log.error("policy.json not applied: %s", self.policy_error)
+            if self.policy is None:
+                policy = engine.load(self.state_dir, {"settings": {}})
+                policy.refresh(time.time())
+            else:
+                return
+        else:
+            self.policy_error = ""
+        self.policy = policy
+        self.clients = {}
+        self.applied_at = time.time()
+        self._set_upstreams(policy.upstreams)
+        if self.upcache and len(self.upcache) > policy.cache_size:
+            self.upcache.clear()
+        log.info("policy %s applied (%d groups, rules %s)", policy.version, len(policy.groups), policy.table.version)
+
+    def _set_upstreams(self, addresses: list[tuple[str, int]]) -> None:
+        current = {(u.host, u.port): u for u in self.upstreams}
+        wanted = []
+        for host, port in addresses:
+            upstream = current.pop((host, port), None) or Upstream(host, port)
+            wanted.append(upstream)
+        for gone in current.values():
+            self._close_upstream_sockets(gone, later=True)
+        self.upstreams = wanted
+
+    def _client(self, address: str) -> engine.Client:
+        client = self.policy.client(address)
+        if len(self.clients) > 100_000:  # a flood of spoofed sources must not grow memory without end
+            self.clients = {}
+        self.clients[address] = client
+        return client
+
+    # --- the UDP hot path -------------------------------------------------------
+
+    def _on_udp(self, sock: socket.socket) -> None:
+        recv = sock.recvfrom
+        send = sock.sendto
+        clients = self.clients
+        logc = self.logc
+        now = time.monotonic()
+        second = int(now)
+        for _ in range(BATCH):
+            try:
+                packet, addr = recv(4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue
+            address = addr[0]
+            client = clients.get(address)
+            if client is None:
+                try:
+                    client = self._client(address)
+                except ValueError:
+                    continue
+                clients = self.clients
+            client.count += 1
+            if client.limit and client.count > client.limit:
+                self.counters.bump("rate_limited")
+                key = (client.log_id, (client.group.id, "", 0, "rate_limited", "", ""))
+                logc[key] = logc.get(key, 0) + 1
+                continue
+            end = packet.find(b"\x00", 12) + 5
+            if end > 16:
+                entry = client.cache.get(packet[2:end])
+                if entry is not None and entry[0] > now:
+                    if entry[4] != second:
+                        entry[1] = wire.render(entry[2], second - entry[3])
+                        entry[4] = second
+                    tail = entry[1]
+                    if len(tail) < 511 or self._fits(packet, end, tail):
+                        try:
+                            send(packet[:2] + tail, addr)
+                        except OSError:
+                            self.counters.bump("send_errors")
+                        key = (client.log_id, entry[5])
+                        logc[key] = logc.get(key, 0) + 1
+                        continue
+            self._slow_udp(packet, sock, addr, client)
+
+    @staticmethod
+    def _fits(packet: bytes, end: int, tail: bytes) -> bool:
+        """A long cached answer fits the client when it advertised an EDNS payload big enough."""
+        if len(packet) < end + 11 or packet[end + 1:end + 3] != b"\x00\x29":
+            return False
+        return len(tail) + 2 <= struct.unpack_from(">H", packet, end + 3)[0]
+
+    def _slow_udp(self, packet: bytes, sock, addr, client: engine.Client) -> None:
+        try:
+            q = wire.parse_query(packet)
+        except WireError:
+            self.counters.bump("malformed")
+            reply = self._notimp(packet)
+            if reply is not None:
+                self._safe_send(sock, reply, addr)
+            return
+        key = None
+        if packet.find(b"\x00", 12) + 5 == q.qend:
+            key = packet[2:q.qend]
+        self._answer(Waiter(q, client, sock=sock, addr=addr, key=key))
+
+    @staticmethod
+    def _notimp(packet: bytes) -> bytes | None:
+        """A query with another opcode (NOTIFY, UPDATE …) is told NOTIMP; garbage is dropped."""
+        if len(packet) < 12:
+            return None
+        flags = struct.unpack_from(">H", packet, 2)[0]
+        if flags & wire.QR or not flags & wire.OPCODE_MASK:
+            return None
+        return wire.header_error(packet, wire.NOTIMP)
+
+    def _safe_send(self, sock, data: bytes, addr) -> None:
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            self.counters.bump("send_errors")
+
+    # --- TCP from clients -----------------------------------------------------
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.tcp_clients >= TCP_MAX_CLIENTS:
+            writer.close()
+            return
+        self.tcp_clients += 1
+        peer = writer.get_extra_info("peername")
+        try:
+            client = self._client(peer[0])
+            while True:
+                head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_SECONDS)
+                size = int.from_bytes(head, "big")
+                message = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_SECONDS)
+                self.counters.bump("tcp_queries")
+                try:
+                    q = wire.parse_query(message)
+                except WireError:
+                    self.counters.bump("malformed")
+                    break  # a broken stream cannot be resynchronised
+                client.count += 1
+                if client.limit and client.count > client.limit:
+                    self.counters.bump("rate_limited")
+                    continue
+                self._answer(Waiter(q, client, writer=writer))
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError):
+            pass
+        finally:
+            self.tcp_clients -= 1
+            writer.close()
+
+    # --- deciding and answering -------------------------------------------------
+
+    def _answer(self, w: Waiter) -> None:
+        q = w.q
+        policy = self.policy
+        if q.edns and q.edns_version != 0:
+            self._send(w, wire.error_reply(q, 16)[2:], log=None)  # BADVERS
+            return
+        client = w.client
+        if not client.allowed:
+            self._finish(w, wire.error_reply(q, wire.REFUSED)[2:], "refused", cache_for=0)
+            return
+        if q.qclass != wire.CLASS_IN:
+            self._finish(w, wire.error_reply(q, wire.REFUSED)[2:], "refused", cache_for=0)
+            return
+        group = client.group
+        decision = group.decisions.get(q.name)
+        if decision is None:
+            decision = group.decide(q.name)
+            if len(group.decisions) >= 100_000:
+                group.decisions.clear()
+            group.decisions[q.name] = decision
+        if decision.kind == engine.BLOCK:
+            answer = self._blocked_answer(q, decision)
+            ttl = min(policy.blocked_ttl, self._seconds_to_change(group))
+            self._finish(w, answer, "blocked", decision, cache_for=ttl)
+            return
+        if decision.kind == engine.FORWARD and group.safe:
+            target = group.safe.get(q.name)
+            if target is not None:
+                self._safe_search(w, target)
+                return
+        if q.qtype == wire.ANY:
+            # RFC 8482: a minimal answer instead of everything (no amplification).
+            hinfo = wire.rr(wire.POINTER_TO_QUESTION, wire.HINFO, 3600, b"\x07RFC8482\x00")
+            self._finish(w, wire.build_answer(q, wire.NOERROR, [hinfo]), "forwarded", decision, cache_for=3600)
+            return
+        self._forward(w, decision)
+
+    def _seconds_to_change(self, group: engine.GroupPolicy) -> int:
+        return max(0, int(group.next_change - time.time()))
+
+    def _blocked_answer(self, q, decision: engine.Decision) -> wire.Answer:
+        policy = self.policy
+        ttl = policy.blocked_ttl
+        ede = (wire.EDE_BLOCKED, decision.rule.encode("utf-8", "replace")[:100])
+        mode = policy.block_mode
+        address = None
+        if mode == "null":
+            address = {wire.A: b"\x00" * 4, wire.AAAA: b"\x00" * 16}.get(q.qtype)
+        elif mode == "page":
+            if q.qtype == wire.A and policy.block_page_ipv4:
+                address = socket.inet_pton(socket.AF_INET, policy.block_page_ipv4)
+            elif q.qtype == wire.AAAA and policy.block_page_ipv6:
+                address = socket.inet_pton(socket.AF_INET6, policy.block_page_ipv6)
+        if address is not None:
+            return wire.build_answer(q, wire.NOERROR, [wire.rr(wire.POINTER_TO_QUESTION, q.qtype, ttl, address)], ede=ede)
+        rcode = wire.NXDOMAIN if mode == "nxdomain" else wire.NOERROR
+        return wire.build_answer(q, rcode, authority=[wire.synthetic_soa(ttl)], ede=ede)
+
+    def _log_key(self, client, q, action: str, decision: engine.Decision | None) -> tuple:
+        rule = decision.rule if decision is not None else ""
+        category = decision.category if decision is not None else ""
+        return (client.group.id, _clean(q.name.decode("ascii", "backslashreplace")), q.qtype, action, category, _clean(rule))
+
+    def _finish(self, w: Waiter, answer, action: str, decision: engine.Decision | None = None, *, cache_for: int = 0, stored_second: int | None = None) -> None:
+        """Send an answer, log it, and keep it in the group's cache for `cache_for` seconds."""
+        if isinstance(answer, bytes):
+            answer = wire.Answer(answer)
+        key = self._log_key(w.client, w.q, action, decision)
+        now = time.monotonic()
+        second = int(now) if stored_second is None else stored_second
+        if w.key is not None and cache_for > 0:
+            tail = answer.tail
+            if not w.q.edns and len(tail) > 510:
+                tail = wire.truncated(w.q).tail
+                answer = wire.Answer(tail)
+            hit_action = "cached" if action == "forwarded" else action
+            hit_key = key[:3] + (hit_action,) + key[4:]
+            cache = w.client.cache
+            if len(cache) >= self.policy.cache_size:
+                self._trim(cache)
+            cache[w.key] = [now + cache_for, wire.render(answer, int(now) - second), answer, second, int(now), hit_key]
+            tail = cache[w.key][1]
+        else:
+            tail = wire.render(answer, int(now) - second)
+        self._send(w, tail, log=key)
+
+    def _send(self, w: Waiter, tail: bytes, log: tuple | None) -> None:
+        q = w.q
+        if w.writer is not None:
+            if w.writer.is_closing():
+                return
+            data = q.id + tail
+            w.writer.write(len(data).to_bytes(2, "big") + data)
+        else:
+            if len(tail) + 2 > q.reply_limit:
+                tail = wire.truncated(q).tail
+            self._safe_send(w.sock, q.id + tail, w.addr)
+        if log is not None:
+            key = (w.client.log_id, log)
+            self.logc[key] = self.logc.get(key, 0) + 1
+
+    @staticmethod
+    def _trim(cache: dict) -> None:
+        """Full: drop the oldest tenth (dicts keep insertion order)."""
+        drop = max(1, len(cache) // 10)
+        for key in list(cache)[:drop]:
+            del cache[key]
+
+    # --- forwarding -------------------------------------------------------------
+
+    def _forward(self, w: Waiter, decision: engine.Decision, name_wire: bytes | None = None, qtype: int | None = None, then=None) -> None:
+        q = w.q
+        name_wire = name_wire or q.name_wire
+        qtype = q.qtype if qtype is None else qtype
+        question = name_wire + struct.pack(">HH", qtype, q.qclass)
+        cached = self.upcache.get(question)
+        now = time.monotonic()
+        if cached is not None:
+            expires, stored_second, reply = cached
+            if expires > now:
+                self.counters.bump("cache_hits")
+                if then is not None:
+                    then(reply, stored_second)
+                else:
+                    self._reply_from_upstream(w, reply, stored_second, decision, "cached")
+                return
+            del self.upcache[question]
+        pending = self.inflight.get(question)
+        if pending is None:
+            pending = Pending(question, name_wire, qtype, q.qclass)
+            self.inflight[question] = pending
+            pending.waiters.append((w, decision, then))
+            self._send_upstream(pending)
+        else:
+            pending.waiters.append((w, decision, then))
+
+    def _reply_from_upstream(self, w: Waiter, reply: wire.UpstreamReply, stored_second: int, decision, action: str) -> None:
+        group = w.client.group
+        now = time.monotonic()
+        age = int(now) - stored_second
+        to_change = self._seconds_to_change(group)
+        answer = wire.answer_from_reply(w.q, reply, ttl_cap=to_change + age)
+        cache_for = 0
+        if reply.cache_ttl > age and reply.rcode in (wire.NOERROR, wire.NXDOMAIN):
+            cache_for = min(reply.cache_ttl - age, to_change, MAX_CACHE_TTL)
+        self._finish(w, answer, action, decision, cache_for=cache_for, stored_second=stored_second)
+
+    def _pick(self, pending: Pending, now: float) -> Upstream | None:
+        untried = [u for u in self.upstreams if u not in pending.tried]
+        for upstream in untried:
+            if upstream.usable(now):
+                return upstream
+        for upstream in untried:  # every one is down: let one probe a second through
+            if now >= upstream.probe_at:
+                upstream.probe_at = now + 1.0
+                return upstream
+        return None
+
+    def _send_upstream(self, pending: Pending) -> None:
+        now = time.monotonic()
+        upstream = self._pick(pending, now)
+        if upstream is None:
+            self._fail(pending)
+            return
+        pending.tried.append(upstream)
+        try:
+            sock = self._upstream_socket(upstream)
+        except OSError:
+            upstream.failed(now)
+            self._send_upstream(pending)
+            return
+        fd = sock.fileno()
+        qid = _secure.getrandbits(16)
+        while (fd, qid) in self.pending:
+            qid = _secure.getrandbits(16)
+        pending.qid, pending.sock, pending.upstream, pending.sent_at = qid, sock, upstream, now
+        self.pending[(fd, qid)] = pending
+        try:
+            sock.send(wire.upstream_query(qid, pending.name_wire, pending.qtype, pending.qclass))
+            self.counters.bump("upstream_queries")
+        except OSError:
+            del self.pending[(fd, qid)]
+            upstream.failed(now)
+            self._send_upstream(pending)
+
+    def _upstream_socket(self, upstream: Upstream) -> socket.socket:
+        if len(upstream.sockets) < SOCKETS_PER_UPSTREAM:
+            sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            # connect(): the kernel then drops datagrams from any other source,
+            # and an ICMP "port unreachable" surfaces as ECONNREFUSED at once.
+            sock.connect((upstream.host, upstream.port))
+            self.loop.add_reader(sock.fileno(), self._on_upstream, sock, upstream)
+            upstream.sockets.append(sock)
+            return sock
+        return upstream.sockets[_secure.randrange(len(upstream.sockets))]
+
+    def _close_upstream_sockets(self, upstream: Upstream, later: bool = False) -> None:
+        sockets, upstream.sockets = upstream.sockets, []
+        for sock in sockets:
+            self._retire(sock, later)
+
+    def _retire(self, sock: socket.socket, later: bool) -> None:
+        def close():
+            try:
+                self.loop.remove_reader(sock.fileno())
+            except (ValueError, OSError):
+                pass
+            fd = sock.fileno()
+            for key in [key for key in self.pending if key[0] == fd]:
+                pending = self.pending.pop(key)
+                self._retry(pending)
+            sock.close()
+
+        if later:
+            # Answers to queries already sent on it may still arrive.
+            self.loop.call_later(self.policy.timeout * 2 if self.policy else 2, close)
+        else:
+            close()
+
+    def _on_upstream(self, sock: socket.socket, upstream: Upstream) -> None:
+        fd = sock.fileno()
+        for _ in range(BATCH):
+            try:
+                data = sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:
+                # The upstream's port is closed: every query on this socket failed.
+                upstream.failed(time.monotonic())
+                for key in [key for key in self.pending if key[0] == fd]:
+                    self._retry(self.pending.pop(key))
+                continue
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            qid = int.from_bytes(data[:2], "big")
+            pending = self.pending.get((fd, qid))
+            if pending is None:
+                self.counters.bump("unexpected_replies")
+                continue
+            try:
+                reply = wire.parse_reply(data, qid, pending.question)
+            except WireError:
+                # Possibly forged or for another question: keep waiting for the real one.
+                self.counters.bump("bad_replies")
+                continue
+            del self.pending[(fd, qid)]
+            if reply.truncated:
+                self.counters.bump("upstream_tcp")
+                asyncio.ensure_future(self._tcp_upstream(pending, upstream))
+                continue
+            if reply.rcode in (wire.SERVFAIL, wire.REFUSED) and len(pending.tried) < len(self.upstreams):
+                self._send_upstream(pending)
+                continue
+            upstream.answered()
+            self._resolved(pending, reply)
+
+    async def _tcp_upstream(self, pending: Pending, upstream: Upstream) -> None:
+        """The UDP answer was truncated: ask the same upstream over TCP (RFC 7766)."""
+        timeout = self.policy.timeout * 2
+        qid = _secure.getrandbits(16)
+        query = wire.upstream_query(qid, pending.name_wire, pending.qtype, pending.qclass)
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(upstream.host, upstream.port), timeout)
+            writer.write(len(query).to_bytes(2, "big") + query)
+            await writer.drain()
+            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), timeout), "big")
+            data = await asyncio.wait_for(reader.readexactly(size), timeout)
+            reply = wire.parse_reply(data, qid, pending.question)
+            if reply.truncated:
+                raise WireError("truncated over TCP")
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, WireError) as exc:
+            log.info("TCP to %s failed: %s", upstream.label, exc)
+            upstream.failed(time.monotonic())
+            self._retry(pending)
+            return
+        finally:
+            if writer is not None:
+                writer.close()
+        upstream.answered()
+        self._resolved(pending, reply)
+
+    def _resolved(self, pending: Pending, reply: wire.UpstreamReply) -> None:
+        self.inflight.pop(pending.question, None)
+        now = time.monotonic()
+        second = int(now)
+        if reply.cache_ttl > 0 and reply.rcode in (wire.NOERROR, wire.NXDOMAIN):
+            if len(self.upcache) >= self.policy.cache_size:
+                self._trim(self.upcache)
+            self.upcache[pending.question] = (now + min(reply.cache_ttl, MAX_CACHE_TTL), second, reply)
+        for w, decision, then in pending.waiters:
+            if then is not None:
+                then(reply, second)
+            else:
+                self._reply_from_upstream(w, reply, second, decision, "forwarded")
+
+    def _retry(self, pending: Pending) -> None:
+        if pending.question in self.inflight:
+            self._send_upstream(pending)
+
+    def _fail(self, pending: Pending) -> None:
+        """No upstream answered: SERVFAIL to everyone waiting (not cached, so recovery is immediate)."""
+        self.inflight.pop(pending.question, None)
+        self.counters.bump("servfail")
+        for w, decision, then in pending.waiters:
+            self._send(w, wire.error_reply(w.q, wire.SERVFAIL)[2:], log=self._log_key(w.client, w.q, "servfail", decision))
+
+    def _sweep(self) -> None:
+        """Queries an upstream did not answer in time go to the next one."""
+        self._sweep_handle = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+        if not self.pending:
+            return
+        now = time.monotonic()
+        timeout = self.policy.timeout
+        late = [key for key, pending in self.pending.items() if now - pending.sent_at > timeout]
+        for key in late:
+            pending = self.pending.pop(key)
+            pending.upstream.failed(now)
+            self.counters.bump("upstream_timeouts")
+            self._retry(pending)
+
+    # --- safe search ----------------------------------------------------------
+
+    def _safe_search(self, w: Waiter, target: bytes) -> None:
+        """Answer with a CNAME to the service's safe host and that host's addresses."""
+        q = w.q
+        decision = engine.Decision(engine.FORWARD, f"safe-search:{target.decode()}", "safe_search")
+        target_wire = wire.dotted_to_wire(target)
+        if q.qtype not in (wire.A, wire.AAAA, wire.CNAME):
+            # HTTPS/SVCB records could carry the unfiltered addresses: answer that there are none.
+            self._finish(w, wire.build_answer(q, wire.NOERROR, authority=[wire.synthetic_soa(300)]), "safe_search", decision, cache_for=300)
+            return
+        cname = wire.rr(wire.POINTER_TO_QUESTION, wire.CNAME, 300, target_wire)
+        if q.qtype == wire.CNAME:
+            self._finish(w, wire.build_answer(q, wire.NOERROR, [cname]), "safe_search", decision, cache_for=300)
+            return
+        owner = struct.pack(">H", 0xC000 | (12 + len(q.question) + 12))  # the target name inside the CNAME
+
+        def then(reply: wire.UpstreamReply, stored_second: int) -> None:
+            age = int(time.monotonic()) - stored_second
+            records = wire.records_of_type(reply, q.qtype) if reply.rcode == wire.NOERROR else []
+            if not records:
+                self._send(w, wire.error_reply(q, wire.SERVFAIL)[2:], log=self._log_key(w.client, q, "servfail", decision))
+                return
+            ttl = min([300] + [max(0, t - age) for t, _ in records])
+            answers = [wire.rr(wire.POINTER_TO_QUESTION, wire.CNAME, ttl, target_wire)]
+            answers += [wire.rr(owner, q.qtype, ttl, rdata) for _, rdata in records]
+            cache_for = min(ttl, self._seconds_to_change(w.client.group))
+            self._finish(w, wire.build_answer(q, wire.NOERROR, answers), "safe_search", decision, cache_for=cache_for)
+
+        self._forward(w, decision, name_wire=target_wire, qtype=q.qtype, then=then)
+
+    # --- every second -------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._tick_handle = self.loop.call_later(1.0, self._tick)
+        try:
+            for client in self.clients.values():
+                client.count = 0
+            self._load_policy()
+            for group in self.policy.refresh(time.time()):
+                group.cache.clear()  # a slot started or ended, an unblock ran out
+                group.decisions.clear()
+            self._flush_log()
+            now = time.monotonic()
+            if now - self._last_status >= STATUS_SECONDS:
+                self._write_status()
+            if now - self._last_housekeeping >= 10:
+                self._housekeeping(now)
+            if now - self._last_rotate >= SOCKET_ROTATE_SECONDS:
+                self._rotate_socket()
+        except Exception:  # the tick must keep running whatever one step does
+            log.exception("resolver tick failed")
+
+    def _flush_log(self) -> None:
+        counts, self.logc = self.logc, {}
+        try:
+            if self.policy is not None and self.policy.log_queries and counts:
+                self.log_writer.write(int(time.time()), counts)
+            self.log_writer.rotate()
+        except OSError as exc:  # a full disk must not stop name resolution
+            self.counters.bump("log_errors")
+            log.warning("query log not written: %s", exc)
+        for (_client, key), count in counts.items():
+            self.counters.bump(key[3], count)
+
+    def _housekeeping(self, now: float) -> None:
+        self._last_housekeeping = now
+        for key in [key for key, entry in self.upcache.items() if entry[0] <= now]:
+            del self.upcache[key]
+        for group in self.policy.all_groups:
+            cache = group.cache
+            for key in [key for key, entry in cache.items() if entry[0] <= now]:
+                del cache[key]
+
+    def _rotate_socket(self) -> None:
+        """Replace one upstream socket so the source ports keep changing."""
+        self._last_rotate = time.monotonic()
+        for upstream in self.upstreams:
+            if upstream.sockets:
+                index = self._rotate_index % len(upstream.sockets)
+                old = upstream.sockets.pop(index)
+                self._retire(old, later=True)
+        self._rotate_index += 1
+
+    def _write_status(self, running: bool = True) -> None:
+        self._last_status = time.monotonic()
+        policy = self.policy
+        status = {
+            "pid": os.getpid(),
+            "running": running,
+            "started_at": self.started_at,
+            "written_at": time.time(),
+            "listen": self.listen,
+            "policy_version": policy.version if policy else "",
+            "rules_version": policy.table.version if policy else "",
+            "policy_error": self.policy_error,
+            "applied_at": self.applied_at,
+            "counters": dict(self.counters),
+            "cache_entries": len(self.upcache) + sum(len(g.cache) for g in policy.all_groups) if policy else 0,
+            "clients": len(self.clients),
+            "upstreams": [{"address": u.label, "up": u.usable(time.monotonic())} for u in self.upstreams],
+        }
+        try:
+            snapshot.write_json(self.state_dir / snapshot.STATUS, status)
+        except OSError as exc:
+            log.warning("status not written: %s", exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cophub dns", description="cophub's filtering DNS resolver")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--host", action="append", dest="hosts", help="address to listen on (repeatable; :: is IPv6 and IPv4)")
+    parser.add_argument("--port", type=int, default=53)
+    parser.add_argument("--block-page-port", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("COPHUB_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    resolver = Resolver(args.state_dir, args.hosts or ["::"], args.port, args.block_page_port)
+    try:
+        asyncio.run(resolver.run())
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EADDRINUSE):
+            print(f"cophub dns: cannot listen on port {args.port}: {exc.strerror}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

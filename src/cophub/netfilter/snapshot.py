@@ -1,0 +1,64 @@
+"""The state folder shared by the hub and the resolver (docs/netfilter.md).
+
+No Django here: the resolver imports this module too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+POLICY = "policy.json"
+STATUS = "status.json"
+LISTS = "lists"
+COMPILED = "compiled"
+LOG = "log"
+FORMAT = 1
+
+
+def ensure(state_dir: Path) -> Path:
+    state_dir = Path(state_dir)
+    for sub in (LISTS, COMPILED, LOG):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    return state_dir
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+
+
+def stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced: inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
