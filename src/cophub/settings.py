@@ -194,6 +194,7 @@ COPHUB_SCHEDULE: list[str] = [
     "cophub.alerts.services.send_pending_emails",
     "cophub.referrals.outbox.sweep",
     "cophub.referrals.takedown.schedule",
+    "cophub.netfilter.tasks.schedule",
 ]
 COPHUB_SCHEDULE_EVERY = timedelta(seconds=env_int("COPHUB_SCHEDULE_SECONDS", 60))
 

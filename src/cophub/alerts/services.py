@@ -64,6 +64,11 @@ KINDS: dict[str, Kind] = {
         _("Reported content is still online at %(target)s"),
         _("Content reported to %(target)s is still online %(hours)s hours after the notice. Follow it up with the platform, or escalate it."),
     ),
+    "netfilter.repeated_hits": Kind(
+        _("Repeated blocked visits to %(category)s sites in %(group)s"),
+        _("A device in %(group)s (%(device)s) was stopped %(count)s times within %(window)s minutes from opening %(category)s sites. "
+          "A pupil may need someone to talk to: look at the network filter's query log with the IT administrator, and follow it up with care."),
+    ),
 }
 
 

@@ -54,9 +54,10 @@ class WireError(ValueError):
 class Query:
     """A client's query, parsed once on the slow path."""
 
-    __slots__ = ("id", "flags", "qend", "question", "name", "name_wire", "qtype", "qclass", "edns", "udp_size", "do", "edns_version")
+    __slots__ = ("id", "flags", "qend", "question", "name", "name_wire", "qtype", "qclass", "edns", "udp_size", "do", "edns_version", "text")
 
     def __init__(self) -> None:
+        self.text = ""  # the name as the query log writes it (set by the resolver)
         self.edns = False
         self.udp_size = CLASSIC_UDP
         self.do = False
@@ -68,48 +69,46 @@ class Query:
         return max(CLASSIC_UDP, min(self.udp_size, 65535)) if self.edns else CLASSIC_UDP
 
 
-def _read_labels(buf: bytes, off: int) -> int:
-    """Offset after an uncompressed name starting at `off` (queries carry no pointers)."""
-    end = len(buf)
-    start = off
-    while True:
-        if off >= end:
-            raise WireError("name runs past the end")
-        length = buf[off]
-        if length == 0:
-            off += 1
-            break
-        if length > 63:
-            raise WireError("compressed or invalid label in a question")
-        off += 1 + length
-        if off - start > MAX_NAME:
-            raise WireError("name too long")
-    return off
-
-
 def parse_query(packet: bytes) -> Query:
     """Parse a query with one question and at most an EDNS record; WireError otherwise."""
-    if len(packet) < HEADER_LEN + 5:
+    size = len(packet)
+    if size < HEADER_LEN + 5:
         raise WireError("too short")
     qid, flags, qd, an, ns, ar = _HEADER.unpack_from(packet)
     if flags & QR:
         raise WireError("a response, not a query")
     if qd != 1 or an or ns or ar > 1:
         raise WireError("unexpected section counts")
+    # The name: labels only (a question has nothing earlier to point to).
+    labels = []
+    off = HEADER_LEN
+    while True:
+        if off >= size:
+            raise WireError("name runs past the end")
+        length = packet[off]
+        if length == 0:
+            off += 1
+            break
+        if length > 63:
+            raise WireError("compressed or invalid label in a question")
+        labels.append(packet[off + 1:off + 1 + length])
+        off += 1 + length
+    if off - HEADER_LEN > MAX_NAME:
+        raise WireError("name too long")
+    qend = off + 4
+    if qend > size:
+        raise WireError("question cut short")
     q = Query()
     q.id = packet[:2]
     q.flags = flags
-    name_end = _read_labels(packet, HEADER_LEN)
-    if name_end + 4 > len(packet):
-        raise WireError("question cut short")
-    q.qtype, q.qclass = _TYPE_CLASS.unpack_from(packet, name_end)
-    q.qend = name_end + 4
-    q.question = packet[HEADER_LEN:q.qend]
-    q.name_wire = packet[HEADER_LEN:name_end].lower()  # length bytes are < 64: lower() leaves them alone
-    q.name = wire_to_dotted(q.name_wire)
+    q.qtype, q.qclass = _TYPE_CLASS.unpack_from(packet, off)
+    q.qend = qend
+    q.question = packet[HEADER_LEN:qend]
+    q.name_wire = packet[HEADER_LEN:off].lower()  # length bytes are < 64: lower() leaves them alone
+    q.name = b".".join(labels).lower()
     if ar:
-        _parse_opt(packet, q.qend, q)
-    elif q.qend != len(packet):
+        _parse_opt(packet, qend, q)
+    elif qend != size:
         raise WireError("trailing bytes")
     return q
 

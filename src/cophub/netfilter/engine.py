@@ -24,11 +24,19 @@ ALLOW, BLOCK, FORWARD = 0, 1, 2
 HARMFUL = "harmful"
 
 
+_CONTROLS = {code: "?" for code in [*range(32), 127]}
+
+
 @dataclass(slots=True)
 class Decision:
     kind: int
     rule: str = ""
     category: str = ""
+
+    @property
+    def log_rule(self) -> str:
+        """The rule as the query log's tab-separated lines can carry it."""
+        return self.rule.translate(_CONTROLS)[:300] if self.rule else ""
 
 
 FORWARD_DECISION = Decision(FORWARD)

@@ -282,3 +282,16 @@ class MistakeReport(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("mistake report")
         verbose_name_plural = _("mistake reports")
+
+
+class IngestedLog(models.Model):
+    """A query-log file the worker has ingested: its name is taken once, in the transaction that adds its rows."""
+
+    name = models.CharField(max_length=200, unique=True)
+    rows = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    ingested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("ingested query-log file")
+        verbose_name_plural = _("ingested query-log files")

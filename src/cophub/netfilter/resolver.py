@@ -17,7 +17,6 @@ import errno
 import json
 import logging
 import os
-import random
 import signal
 import socket
 import struct
@@ -40,7 +39,25 @@ MAX_CACHE_TTL = 86400
 SWEEP_SECONDS = 0.05
 LOG_ROTATE_SECONDS = 2.0
 STATUS_SECONDS = 2.0
-_secure = random.SystemRandom()
+
+
+class RandomPool:
+    """Unpredictable query IDs and socket choices from the OS's CSPRNG, read 4 KB at a time
+    (one getrandom() per 2048 IDs instead of one per query)."""
+
+    def __init__(self):
+        self._buffer = b""
+        self._at = 0
+
+    def u16(self) -> int:
+        if self._at + 2 > len(self._buffer):
+            self._buffer, self._at = os.urandom(4096), 0
+        value = int.from_bytes(self._buffer[self._at:self._at + 2], "big")
+        self._at += 2
+        return value
+
+
+_random = RandomPool()
 
 
 class Upstream:
@@ -431,12 +448,13 @@ class Resolver:
             self._finish(w, wire.error_reply(q, wire.REFUSED)[2:], "refused", cache_for=0)
             return
         group = client.group
-        decision = group.decisions.get(q.name)
-        if decision is None:
-            decision = group.decide(q.name)
+        known = group.decisions.get(q.name)
+        if known is None:
+            known = (group.decide(q.name), _clean(q.name.decode("ascii", "backslashreplace")))
             if len(group.decisions) >= 100_000:
                 group.decisions.clear()
-            group.decisions[q.name] = decision
+            group.decisions[q.name] = known
+        decision, q.text = known
         if decision.kind == engine.BLOCK:
             answer = self._blocked_answer(q, decision)
             ttl = min(policy.blocked_ttl, self._seconds_to_change(group))
@@ -476,9 +494,10 @@ class Resolver:
         return wire.build_answer(q, rcode, authority=[wire.synthetic_soa(ttl)], ede=ede)
 
     def _log_key(self, client, q, action: str, decision: engine.Decision | None) -> tuple:
-        rule = decision.rule if decision is not None else ""
-        category = decision.category if decision is not None else ""
-        return (client.group.id, _clean(q.name.decode("ascii", "backslashreplace")), q.qtype, action, category, _clean(rule))
+        text = q.text or _clean(q.name.decode("ascii", "backslashreplace"))
+        if decision is None:
+            return (client.group.id, text, q.qtype, action, "", "")
+        return (client.group.id, text, q.qtype, action, decision.category, decision.log_rule)
 
     def _finish(self, w: Waiter, answer, action: str, decision: engine.Decision | None = None, *, cache_for: int = 0, stored_second: int | None = None) -> None:
         """Send an answer, log it, and keep it in the group's cache for `cache_for` seconds."""
@@ -529,9 +548,11 @@ class Resolver:
 
     def _forward(self, w: Waiter, decision: engine.Decision, name_wire: bytes | None = None, qtype: int | None = None, then=None) -> None:
         q = w.q
-        name_wire = name_wire or q.name_wire
-        qtype = q.qtype if qtype is None else qtype
-        question = name_wire + struct.pack(">HH", qtype, q.qclass)
+        if name_wire is None:
+            name_wire, qtype = q.name_wire, q.qtype
+            question = name_wire + q.question[-4:]
+        else:
+            question = name_wire + struct.pack(">HH", qtype, q.qclass)
         cached = self.upcache.get(question)
         now = time.monotonic()
         if cached is not None:
@@ -565,6 +586,10 @@ class Resolver:
         self._finish(w, answer, action, decision, cache_for=cache_for, stored_second=stored_second)
 
     def _pick(self, pending: Pending, now: float) -> Upstream | None:
+        if not pending.tried:
+            for upstream in self.upstreams:
+                if now >= upstream.down_until:
+                    return upstream
         untried = [u for u in self.upstreams if u not in pending.tried]
         for upstream in untried:
             if upstream.usable(now):
@@ -589,9 +614,9 @@ class Resolver:
             self._send_upstream(pending)
             return
         fd = sock.fileno()
-        qid = _secure.getrandbits(16)
+        qid = _random.u16()
         while (fd, qid) in self.pending:
-            qid = _secure.getrandbits(16)
+            qid = _random.u16()
         pending.qid, pending.sock, pending.upstream, pending.sent_at = qid, sock, upstream, now
         self.pending[(fd, qid)] = pending
         try:
@@ -612,7 +637,7 @@ class Resolver:
             self.loop.add_reader(sock.fileno(), self._on_upstream, sock, upstream)
             upstream.sockets.append(sock)
             return sock
-        return upstream.sockets[_secure.randrange(len(upstream.sockets))]
+        return upstream.sockets[_random.u16() % len(upstream.sockets)]
 
     def _close_upstream_sockets(self, upstream: Upstream, later: bool = False) -> None:
         sockets, upstream.sockets = upstream.sockets, []
@@ -679,7 +704,7 @@ class Resolver:
     async def _tcp_upstream(self, pending: Pending, upstream: Upstream) -> None:
         """The UDP answer was truncated: ask the same upstream over TCP (RFC 7766)."""
         timeout = self.policy.timeout * 2
-        qid = _secure.getrandbits(16)
+        qid = _random.u16()
         query = wire.upstream_query(qid, pending.name_wire, pending.qtype, pending.qclass)
         writer = None
         try:

@@ -8,7 +8,7 @@ import polib
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["core", "orgs", "audit", "evidence", "intake", "cases", "providers", "federation", "hashbanks", "detection", "triage", "referrals", "alerts"]
+APPS = ["core", "orgs", "audit", "evidence", "intake", "cases", "providers", "federation", "hashbanks", "detection", "triage", "referrals", "alerts", "netfilter"]
 
 
 def catalog(app: str) -> Path:

@@ -72,6 +72,7 @@ class Command(BaseCommand):
             logins = self._accounts(units)
         self._demo_lists()
         self._demo_directory()
+        self._demo_netfilter(units)
         made = self._samples(units, logins)
         self._print(units, logins, made)
         self._sandbox_hashes()
@@ -158,6 +159,17 @@ class Command(BaseCommand):
         pdq = pdq_for_image(_sample_picture())
         hashbanks.add_signals(pictures, {"pdq": hashbanks.Signal(pdq.hash, pdq.quality)}, source="demo", actor="demo",
                               note="the demo's drawn screenshot")
+
+    def _demo_netfilter(self, units) -> None:
+        """The school network filter of the secondary school (grades 6-9); its IT administrator is the demo's."""
+        from cophub.netfilter import demo as netfilter_demo
+        from cophub.orgs.services import grant
+
+        school = units["thcs-hong-bang"]
+        itadmin = get_user_model().objects.filter(username="itadmin").first()
+        if itadmin is not None:
+            grant(itadmin, school, Role.IT_ADMIN)
+        netfilter_demo.seed(school, itadmin)
 
     def _demo_directory(self) -> None:
         """Referral targets a school would use; example addresses (no mail leaves a demo hub without SMTP)."""
