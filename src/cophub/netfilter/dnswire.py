@@ -75,8 +75,8 @@ def parse_query(packet: bytes) -> Query:
     if size < HEADER_LEN + 5:
         raise WireError("too short")
     qid, flags, qd, an, ns, ar = _HEADER.unpack_from(packet)
-    if flags & QR:
-        raise WireError("a response, not a query")
+    if flags & (QR | OPCODE_MASK):
+        raise WireError("a response, or not a standard query")
     if qd != 1 or an or ns or ar > 1:
         raise WireError("unexpected section counts")
     # The name: labels only (a question has nothing earlier to point to).

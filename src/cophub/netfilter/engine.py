@@ -178,6 +178,12 @@ class GroupPolicy:
 
     def decide(self, name: bytes) -> Decision:
         """What this group does with a name (lower case, no final dot) now."""
+        important = self.table.important_mask
+        if important:
+            # The hub's confirmed harmful list: no school rule, unblock or list exception lets it through.
+            match = self.table.match(name, important)
+            if match is not None and not match.allow:
+                return Decision(BLOCK, match.rule, HARMFUL)
         if self.active_unblocks:
             for parent in parents(name):
                 if parent in self.active_unblocks:
@@ -253,7 +259,7 @@ class Policy:
         self.hash_key = bytes.fromhex(settings.get("hash_key") or "") or b"cophub"
         self.log_queries = bool(settings.get("log_queries", True))
         self.rate_limit = int(settings.get("rate_limit_qps", 0))
-        self.exempt = {_plain(text) for text in settings.get("rate_limit_exempt", ())}
+        self.exempt = [ipaddress.ip_network(_plain(text), strict=False) for text in settings.get("rate_limit_exempt", ()) if text.strip()]
         self.hub_url = settings.get("hub_url") or ""
         services = data.get("services") or {}
         self.groups = {}
@@ -286,7 +292,8 @@ class Policy:
                 break
         allowed = listed or ip.is_private or ip.is_loopback or ip.is_link_local
         text = str(ip)
-        limit = 0 if (not self.rate_limit or text in self.exempt) else self.rate_limit * devices
+        exempt = any(ip.version == network.version and ip in network for network in self.exempt)
+        limit = 0 if (not self.rate_limit or exempt) else self.rate_limit * devices
         return Client(group, limit, self.log_id(text), allowed)
 
     def log_id(self, address: str) -> str:

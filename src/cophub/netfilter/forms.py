@@ -457,7 +457,7 @@ class SettingsForm(forms.ModelForm):
             "rate_limit_qps": _("0 turns the limit off. Multiplied by the devices behind an address."),
             "rate_limit_exempt": _("One address or subnet per line."),
             "default_group": _("Empty: devices outside every group's ranges get only the hub's confirmed harmful list."),
-            "alert_enabled": _("When a device in a pupils' group is blocked many times in a short time, the counsellor gets an alert."),
+            "alert_enabled": _("When a device is blocked many times in a short time, the counsellor gets an alert."),
         }
         widgets = {"upstreams": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
                    "rate_limit_exempt": forms.Textarea(attrs={"rows": 3, "class": "mono"})}

@@ -887,7 +887,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(resolver.run())
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EADDRINUSE):
-            print(f"cophub dns: cannot listen on port {args.port}: {exc.strerror}", file=sys.stderr)
+            ports = f"{args.port}" + (f" or {args.block_page_port}" if args.block_page_port else "")
+            print(f"cophub dns: cannot listen on port {ports}: {exc.strerror}", file=sys.stderr)
             sys.exit(2)
         raise
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -505,3 +506,39 @@ def test_status_file_reports_the_policy_in_force(state, authority, running):
     status = snapshot.read_json(state / "status.json")
     assert status["policy_version"] == policy["version"]
     assert status["upstreams"][0]["up"] is True
+
+
+def test_the_hub_list_beats_every_school_rule(state, authority, running):
+    lists = [{"category": "harmful", "text": "confirmed-harm.test\n", "name": "hub"},
+             {"category": "adult", "text": "@@||confirmed-harm.test^\n", "name": "third-party exceptions"}]
+    until = (datetime.now(VN) + timedelta(hours=1)).isoformat()
+    write_policy(state, upstream_port=authority.port, lists=lists, groups=[
+        group(1, "127.0.0.0/8", categories=["adult"], allow=["confirmed-harm.test"],
+              unblocks=[{"domain": "confirmed-harm.test", "until": until}]),
+    ])
+    resolver = running()
+    assert ask(resolver, "www.confirmed-harm.test").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_rate_limit_exemptions_take_subnets(state, authority):
+    from cophub.netfilter import engine
+
+    write_policy(state, upstream_port=authority.port, settings={"rate_limit_qps": 10, "rate_limit_exempt": ["10.9.0.0/16", "::1"]})
+    policy = engine.load(state, snapshot.read_json(state / "policy.json"))
+    assert policy.client("10.9.3.4").limit == 0
+    assert policy.client("::1").limit == 0
+    assert policy.client("10.8.3.4").limit == 10
+
+
+def test_other_opcodes_are_told_not_implemented(state, authority, running):
+    import socket
+
+    write_policy(state, upstream_port=authority.port)
+    resolver = running()
+    notify = dns.message.make_query("example.test", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2)
+    sock.sendto(notify.to_wire(), ("127.0.0.1", resolver.port))
+    reply = dns.message.from_wire(sock.recvfrom(4096)[0], question_only=True)
+    assert reply.rcode() == dns.rcode.NOTIMP
