@@ -230,6 +230,7 @@ def rr(owner: bytes, rtype: int, ttl: int, rdata: bytes, rclass: int = CLASS_IN)
 
 
 POINTER_TO_QUESTION = b"\xc0\x0c"
+OPT_RECORD = opt_record()  # ours, without options
 
 
 def synthetic_soa(ttl: int) -> bytes:
@@ -314,7 +315,7 @@ def render(answer: Answer, age: int) -> bytes:
 
 def upstream_query(qid: int, name_wire: bytes, qtype: int, qclass: int) -> bytes:
     """Our query upstream: recursion desired, EDNS with our payload size."""
-    return _HEADER.pack(qid, RD, 1, 0, 0, 1) + name_wire + _TYPE_CLASS.pack(qtype, qclass) + opt_record()
+    return _HEADER.pack(qid, RD, 1, 0, 0, 1) + name_wire + _TYPE_CLASS.pack(qtype, qclass) + OPT_RECORD
 
 
 class UpstreamReply:
@@ -406,7 +407,7 @@ def answer_from_reply(q: Query, reply: UpstreamReply, *, ttl_cap: int | None = N
     ttls = reply.ttls
     if ttl_cap is not None:
         ttls = tuple(ttl if ttl < ttl_cap else ttl_cap for ttl in ttls)
-    opt = opt_record() if q.edns else b""
+    opt = OPT_RECORD if q.edns else b""
     flags = reply_flags(q.flags, reply.rcode)
     tail = _COUNTS.pack(flags, 1, reply.an, reply.ns, reply.ar + (1 if q.edns else 0)) + question + reply.body + opt
     if limit is not None and len(tail) + 2 > limit:

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,11 +32,10 @@ class Decision:
     kind: int
     rule: str = ""
     category: str = ""
+    log_rule: str = field(init=False, default="")  # the rule as the query log's tab-separated lines carry it
 
-    @property
-    def log_rule(self) -> str:
-        """The rule as the query log's tab-separated lines can carry it."""
-        return self.rule.translate(_CONTROLS)[:300] if self.rule else ""
+    def __post_init__(self) -> None:
+        self.log_rule = self.rule.translate(_CONTROLS)[:300] if self.rule else ""
 
 
 FORWARD_DECISION = Decision(FORWARD)
@@ -129,6 +128,7 @@ class GroupPolicy:
         self.blocked_services: dict[bytes, str] = {}
         self.active_unblocks: dict[bytes, float] = {}
         self.next_change = 0.0
+        self.seconds_left = 0  # until next_change, refreshed every second: caps the TTLs handed out
         # This group's answers, keyed by the query's bytes after its ID (resolver's fast path),
         # and its decisions by name (for names whose answers cannot be cached).
         self.cache: dict = {}
@@ -161,6 +161,7 @@ class GroupPolicy:
             self.active_unblocks = unblocked
         if changed or now >= self.next_change:
             self.next_change = self._next_change(local, now)
+        self.seconds_left = max(0, int(self.next_change - now))
         return changed
 
     def _next_change(self, local: datetime, now: float) -> float:

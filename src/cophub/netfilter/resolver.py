@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -38,26 +40,29 @@ TCP_MAX_CLIENTS = 256
 MAX_CACHE_TTL = 86400
 SWEEP_SECONDS = 0.05
 LOG_ROTATE_SECONDS = 2.0
+FULL_GC_SECONDS = 3600
 STATUS_SECONDS = 2.0
 
 
 class RandomPool:
     """Unpredictable query IDs and socket choices from the OS's CSPRNG, read 4 KB at a time
-    (one getrandom() per 2048 IDs instead of one per query)."""
+    (one getrandom() per 2048 numbers instead of one per query)."""
+
+    _unpack = struct.Struct(">2048H").unpack
 
     def __init__(self):
-        self._buffer = b""
-        self._at = 0
+        self._values: list[int] = []
 
     def u16(self) -> int:
-        if self._at + 2 > len(self._buffer):
-            self._buffer, self._at = os.urandom(4096), 0
-        value = int.from_bytes(self._buffer[self._at:self._at + 2], "big")
-        self._at += 2
-        return value
+        values = self._values
+        if not values:
+            values.extend(self._unpack(os.urandom(4096)))
+        return values.pop()
 
 
 _random = RandomPool()
+_COUNTS = struct.Struct(">HHHHH")
+_QUERY_FLAGS_COUNTS = struct.pack(">HHHHH", wire.RD, 1, 0, 0, 1)  # recursion desired, one question, our EDNS record
 
 
 class Upstream:
@@ -95,7 +100,7 @@ class Waiter:
 
     __slots__ = ("q", "sock", "addr", "writer", "client", "key")
 
-    def __init__(self, q, client, *, sock=None, addr=None, writer=None, key=None):
+    def __init__(self, q, client, sock=None, addr=None, writer=None, key=None):
         self.q, self.client, self.sock, self.addr, self.writer, self.key = q, client, sock, addr, writer, key
 
 
@@ -170,6 +175,16 @@ def _clean(text: str) -> str:
     return text.translate(_CONTROLS)[:300]
 
 
+_UNUSUAL = re.compile(rb"[^a-z0-9._-]")
+
+
+def _name_text(name: bytes) -> str:
+    """A queried name as the query log writes it (most names need no escaping)."""
+    if _UNUSUAL.search(name) is None:
+        return name.decode("ascii")
+    return _clean(name.decode("ascii", "backslashreplace"))
+
+
 class Resolver:
     def __init__(self, state_dir: Path, hosts: list[str], port: int, block_page_port: int | None = None):
         self.state_dir = snapshot.ensure(Path(state_dir))
@@ -184,8 +199,10 @@ class Resolver:
         self.upstreams: list[Upstream] = []
         self.upcache: dict[bytes, tuple] = {}
         self.inflight: dict[bytes, Pending] = {}
-        self.pending: dict[tuple[int, int], Pending] = {}
+        # In flight upstream, by socket and query ID: (fd << 16) | id.
+        self.pending: dict[int, Pending] = {}
         self.counters = Counters()
+        self.upstream_queries = 0  # the busiest counter, kept as an attribute
         self.logc: dict = {}
         self.log_writer = QueryLogWriter(self.state_dir / snapshot.LOG)
         self.udp_sockets: list[socket.socket] = []
@@ -206,6 +223,14 @@ class Resolver:
         self.stopping = asyncio.Event()
         self._load_policy(initial=True)
         await self._bind()
+        # The caches hold hundreds of thousands of objects: a full collection
+        # scanning them all stalls every answer for tens of milliseconds. The
+        # young generations are collected each second (cheap: only what is
+        # new), everything older only once an hour; memory is freed by
+        # reference counting as usual.
+        gc.collect()
+        gc.disable()
+        self._last_full_gc = time.monotonic()
         self._tick_handle = self.loop.call_later(1.0, self._tick)
         self._sweep_handle = self.loop.call_later(SWEEP_SECONDS, self._sweep)
         self._write_status()
@@ -231,6 +256,7 @@ class Resolver:
     def _shutdown(self) -> None:
         self._tick_handle.cancel()
         self._sweep_handle.cancel()
+        gc.enable()
         for sock in self.udp_sockets:
             self.loop.remove_reader(sock.fileno())
             sock.close()
@@ -383,7 +409,7 @@ class Resolver:
         key = None
         if packet.find(b"\x00", 12) + 5 == q.qend:
             key = packet[2:q.qend]
-        self._answer(Waiter(q, client, sock=sock, addr=addr, key=key))
+        self._answer(Waiter(q, client, sock, addr, None, key))
 
     @staticmethod
     def _notimp(packet: bytes) -> bytes | None:
@@ -450,7 +476,7 @@ class Resolver:
         group = client.group
         known = group.decisions.get(q.name)
         if known is None:
-            known = (group.decide(q.name), _clean(q.name.decode("ascii", "backslashreplace")))
+            known = (group.decide(q.name), _name_text(q.name))
             if len(group.decisions) >= 100_000:
                 group.decisions.clear()
             group.decisions[q.name] = known
@@ -472,8 +498,9 @@ class Resolver:
             return
         self._forward(w, decision)
 
-    def _seconds_to_change(self, group: engine.GroupPolicy) -> int:
-        return max(0, int(group.next_change - time.time()))
+    @staticmethod
+    def _seconds_to_change(group: engine.GroupPolicy) -> int:
+        return group.seconds_left
 
     def _blocked_answer(self, q, decision: engine.Decision) -> wire.Answer:
         policy = self.policy
@@ -494,7 +521,7 @@ class Resolver:
         return wire.build_answer(q, rcode, authority=[wire.synthetic_soa(ttl)], ede=ede)
 
     def _log_key(self, client, q, action: str, decision: engine.Decision | None) -> tuple:
-        text = q.text or _clean(q.name.decode("ascii", "backslashreplace"))
+        text = q.text or _name_text(q.name)
         if decision is None:
             return (client.group.id, text, q.qtype, action, "", "")
         return (client.group.id, text, q.qtype, action, decision.category, decision.log_rule)
@@ -586,11 +613,14 @@ class Resolver:
         self._finish(w, answer, action, decision, cache_for=cache_for, stored_second=stored_second)
 
     def _pick(self, pending: Pending, now: float) -> Upstream | None:
+        """The next upstream to ask: each at most twice (a lost datagram is not a dead server),
+        healthy ones first, a down one only as the once-a-second probe."""
         if not pending.tried:
             for upstream in self.upstreams:
                 if now >= upstream.down_until:
                     return upstream
-        untried = [u for u in self.upstreams if u not in pending.tried]
+        untried = [u for u in self.upstreams if pending.tried.count(u) < 2]
+        untried.sort(key=pending.tried.count)  # a server not asked yet before a second try
         for upstream in untried:
             if upstream.usable(now):
                 return upstream
@@ -613,17 +643,17 @@ class Resolver:
             upstream.failed(now)
             self._send_upstream(pending)
             return
-        fd = sock.fileno()
+        base = sock.fileno() << 16
         qid = _random.u16()
-        while (fd, qid) in self.pending:
+        while base | qid in self.pending:
             qid = _random.u16()
         pending.qid, pending.sock, pending.upstream, pending.sent_at = qid, sock, upstream, now
-        self.pending[(fd, qid)] = pending
+        self.pending[base | qid] = pending
         try:
-            sock.send(wire.upstream_query(qid, pending.name_wire, pending.qtype, pending.qclass))
-            self.counters.bump("upstream_queries")
+            sock.send(qid.to_bytes(2, "big") + _QUERY_FLAGS_COUNTS + pending.question + wire.OPT_RECORD)
+            self.upstream_queries += 1
         except OSError:
-            del self.pending[(fd, qid)]
+            del self.pending[base | qid]
             upstream.failed(now)
             self._send_upstream(pending)
 
@@ -631,6 +661,7 @@ class Resolver:
         if len(upstream.sockets) < SOCKETS_PER_UPSTREAM:
             sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
             sock.setblocking(False)
+            _big_receive_buffer(sock)
             # connect(): the kernel then drops datagrams from any other source,
             # and an ICMP "port unreachable" surfaces as ECONNREFUSED at once.
             sock.connect((upstream.host, upstream.port))
@@ -651,7 +682,7 @@ class Resolver:
             except (ValueError, OSError):
                 pass
             fd = sock.fileno()
-            for key in [key for key in self.pending if key[0] == fd]:
+            for key in [key for key in self.pending if key >> 16 == fd]:
                 pending = self.pending.pop(key)
                 self._retry(pending)
             sock.close()
@@ -663,7 +694,8 @@ class Resolver:
             close()
 
     def _on_upstream(self, sock: socket.socket, upstream: Upstream) -> None:
-        fd = sock.fileno()
+        base = sock.fileno() << 16
+        pendings = self.pending
         for _ in range(BATCH):
             try:
                 data = sock.recv(65535)
@@ -672,15 +704,15 @@ class Resolver:
             except ConnectionRefusedError:
                 # The upstream's port is closed: every query on this socket failed.
                 upstream.failed(time.monotonic())
-                for key in [key for key in self.pending if key[0] == fd]:
+                for key in [key for key in self.pending if key >> 16 == base >> 16]:
                     self._retry(self.pending.pop(key))
                 continue
             except OSError:
                 return
             if len(data) < 12:
                 continue
-            qid = int.from_bytes(data[:2], "big")
-            pending = self.pending.get((fd, qid))
+            qid = data[0] << 8 | data[1]
+            pending = pendings.get(base | qid)
             if pending is None:
                 self.counters.bump("unexpected_replies")
                 continue
@@ -690,15 +722,16 @@ class Resolver:
                 # Possibly forged or for another question: keep waiting for the real one.
                 self.counters.bump("bad_replies")
                 continue
-            del self.pending[(fd, qid)]
+            del pendings[base | qid]
             if reply.truncated:
                 self.counters.bump("upstream_tcp")
                 asyncio.ensure_future(self._tcp_upstream(pending, upstream))
                 continue
-            if reply.rcode in (wire.SERVFAIL, wire.REFUSED) and len(pending.tried) < len(self.upstreams):
+            if reply.rcode in (wire.SERVFAIL, wire.REFUSED) and len(set(pending.tried)) < len(self.upstreams):
                 self._send_upstream(pending)
                 continue
-            upstream.answered()
+            if upstream.failures:
+                upstream.answered()
             self._resolved(pending, reply)
 
     async def _tcp_upstream(self, pending: Pending, upstream: Upstream) -> None:
@@ -735,6 +768,22 @@ class Resolver:
             if len(self.upcache) >= self.policy.cache_size:
                 self._trim(self.upcache)
             self.upcache[pending.question] = (now + min(reply.cache_ttl, MAX_CACHE_TTL), second, reply)
+        if reply.cache_ttl <= 0:
+            # Nothing to keep (TTL 0, SERVFAIL …): the reply goes out as it came, with the
+            # client's ID, flags and question (the common case for names that change often).
+            body = reply.body
+            counts = reply.an, reply.ns, reply.ar
+            for w, decision, then in pending.waiters:
+                if then is not None:
+                    then(reply, second)
+                    continue
+                q = w.q
+                tail = _COUNTS.pack(wire.reply_flags(q.flags, reply.rcode), 1, counts[0], counts[1],
+                                    counts[2] + 1 if q.edns else counts[2]) + q.question + body
+                if q.edns:
+                    tail += wire.OPT_RECORD
+                self._send(w, tail, (w.client.group.id, q.text, q.qtype, "forwarded", decision.category, decision.log_rule))
+            return
         for w, decision, then in pending.waiters:
             if then is not None:
                 then(reply, second)
@@ -816,6 +865,11 @@ class Resolver:
                 self._housekeeping(now)
             if now - self._last_rotate >= SOCKET_ROTATE_SECONDS:
                 self._rotate_socket()
+            if now - self._last_full_gc >= FULL_GC_SECONDS:
+                self._last_full_gc = now
+                gc.collect()
+            else:
+                gc.collect(1)
         except Exception:  # the tick must keep running whatever one step does
             log.exception("resolver tick failed")
 
@@ -863,13 +917,13 @@ class Resolver:
             "rules_version": policy.table.version if policy else "",
             "policy_error": self.policy_error,
             "applied_at": self.applied_at,
-            "counters": dict(self.counters),
+            "counters": {**self.counters, "upstream_queries": self.upstream_queries},
             "cache_entries": len(self.upcache) + sum(len(g.cache) for g in policy.all_groups) if policy else 0,
             "clients": len(self.clients),
             "upstreams": [{"address": u.label, "up": u.usable(time.monotonic())} for u in self.upstreams],
         }
         try:
-            snapshot.write_json(self.state_dir / snapshot.STATUS, status)
+            snapshot.write_json(self.state_dir / snapshot.STATUS, status, durable=False)
         except OSError as exc:
             log.warning("status not written: %s", exc)
 

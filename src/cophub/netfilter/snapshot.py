@@ -25,15 +25,20 @@ def ensure(state_dir: Path) -> Path:
     return state_dir
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new one, never a part."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, never a part.
+
+    `durable=False` skips the fsync: for files that are rewritten every few
+    seconds and worthless after a crash (the resolver's status), where an
+    fsync on a busy disk would stall the resolver's loop."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -43,8 +48,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_json(path: Path, data: dict) -> None:
-    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+def write_json(path: Path, data: dict, *, durable: bool = True) -> None:
+    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(), durable=durable)
 
 
 def read_json(path: Path) -> dict | None:
