@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlencode
 
-from . import engine
+from . import engine, netsock
 
 log = logging.getLogger("cophub.netfilter.blockpage")
 
@@ -139,13 +139,6 @@ async def _serve(resolver, reader: asyncio.StreamReader, writer: asyncio.StreamW
 async def start_block_page(resolver, hosts: list[str], port: int) -> list:
     servers = []
     for host in hosts:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
+        sock = netsock.listening(host, port, socket.SOCK_STREAM)
         servers.append(await asyncio.start_server(lambda r, w: _serve(resolver, r, w), sock=sock, limit=MAX_HEAD))
     return servers

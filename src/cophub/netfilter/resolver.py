@@ -15,19 +15,22 @@ import argparse
 import asyncio
 import errno
 import gc
+import itertools
 import json
 import logging
 import os
+import queue
 import re
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import dnswire as wire
-from . import engine, snapshot
+from . import engine, netsock, snapshot
 from .dnswire import WireError
 
 log = logging.getLogger("cophub.netfilter.resolver")
@@ -75,6 +78,7 @@ class Upstream:
         self.failures = 0
         self.down_until = 0.0
         self.probe_at = 0.0
+        self.last_answer = 0.0
 
     @property
     def label(self) -> str:
@@ -84,15 +88,18 @@ class Upstream:
         return now >= self.down_until
 
     def failed(self, now: float) -> None:
-        # Two failures in a row take it out for a while, growing to 10 s; one
-        # query is let through each second as a probe (see Resolver._pick).
+        # Three failures in a row with no answer for a second take it out for
+        # a while, growing to 10 s; one query a second is let through as a
+        # probe (see Resolver._pick). Under load a few lost datagrams are not
+        # a dead server: it still answers the others.
         self.failures += 1
-        if self.failures >= 2:
-            self.down_until = now + min(10.0, 0.5 * 2 ** (self.failures - 2))
+        if self.failures >= 3 and now - self.last_answer > 1.0:
+            self.down_until = now + min(10.0, 0.5 * 2 ** (self.failures - 3))
 
-    def answered(self) -> None:
+    def answered(self, now: float) -> None:
         self.failures = 0
         self.down_until = 0.0
+        self.last_answer = now
 
 
 class Waiter:
@@ -127,13 +134,54 @@ class Counters(dict):
 
 
 class QueryLogWriter:
-    """Per-second counts written as TSV files the hub ingests (docs/netfilter.md)."""
+    """Per-second counts written as TSV files the hub ingests (docs/netfilter.md).
+
+    Formatting ten thousand lines takes tens of milliseconds: it happens in a
+    thread of its own, so the event loop hands over a dict and goes on
+    answering (the GIL passes back to the loop every few milliseconds).
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.handle = None
         self.path = None
         self.opened_at = 0.0
+        self.actions: dict[str, int] = {}  # queries by outcome, for the status file
+        self.errors = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="query-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, second: int, counts: dict, keep: bool) -> None:
+        self._queue.put((second, counts, keep))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                item = ()
+            if item is None:
+                self._guarded(self.rotate, True)
+                return
+            if item:
+                second, counts, keep = item
+                for (_client, key), count in counts.items():
+                    self.actions[key[3]] = self.actions.get(key[3], 0) + count
+                if keep:
+                    self._guarded(self.write, second, counts)
+            self._guarded(self.rotate)
+
+    def _guarded(self, step, *args) -> None:
+        try:
+            step(*args)
+        except OSError as exc:  # a full disk must not stop name resolution
+            self.errors += 1
+            log.warning("query log not written: %s", exc)
 
     def write(self, second: int, counts: dict) -> None:
         if not counts:
@@ -212,9 +260,9 @@ class Resolver:
         self.started_at = time.time()
         self.stopping = None
         self._last_status = 0.0
-        self._last_housekeeping = 0.0
         self._last_rotate = time.monotonic()
         self._rotate_index = 0
+        self._tick_max = 0.0
 
     # --- life cycle ---------------------------------------------------------
 
@@ -223,14 +271,18 @@ class Resolver:
         self.stopping = asyncio.Event()
         self._load_policy(initial=True)
         await self._bind()
-        # The caches hold hundreds of thousands of objects: a full collection
-        # scanning them all stalls every answer for tens of milliseconds. The
-        # young generations are collected each second (cheap: only what is
-        # new), everything older only once an hour; memory is freed by
-        # reference counting as usual.
+        # The caches hold hundreds of thousands of objects: a collection
+        # scanning them all stalls every answer for tens of milliseconds. So
+        # the automatic collector is off; the youngest generation (what was
+        # made in the last 50 ms) is collected with the timeout sweep, which
+        # takes a millisecond or two, and everything older only once an hour.
+        # Memory is freed by reference counting as usual; the collector is
+        # only for reference cycles, which the UDP path does not make.
         gc.collect()
         gc.disable()
         self._last_full_gc = time.monotonic()
+        # The query-log thread gives the GIL back to the loop within a millisecond (default 5 ms).
+        sys.setswitchinterval(0.001)
         self._tick_handle = self.loop.call_later(1.0, self._tick)
         self._sweep_handle = self.loop.call_later(SWEEP_SECONDS, self._sweep)
         self._write_status()
@@ -265,33 +317,21 @@ class Resolver:
         for upstream in self.upstreams:
             self._close_upstream_sockets(upstream)
         self._flush_log()
-        self.log_writer.rotate(force=True)
+        self.log_writer.close()
         self._write_status(running=False)
 
     async def _bind(self) -> None:
         for host in self.hosts:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            udp = socket.socket(family, socket.SOCK_DGRAM)
-            if family == socket.AF_INET6:
-                # "::" answers IPv4 clients too (as ::ffff:a.b.c.d).
-                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+            udp = netsock.listening(host, self.port, socket.SOCK_DGRAM)
             _big_receive_buffer(udp)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-            udp.bind((host, self.port))
-            udp.setblocking(False)
             port = udp.getsockname()[1]
             self.udp_sockets.append(udp)
             self.loop.add_reader(udp.fileno(), self._on_udp, udp)
-            tcp = socket.socket(family, socket.SOCK_STREAM)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
-            tcp.bind((host, port))
-            tcp.listen(128)
-            tcp.setblocking(False)
+            tcp = netsock.listening(host, port, socket.SOCK_STREAM)
             server = await asyncio.start_server(self._tcp_client, sock=tcp, limit=70000)
             self.tcp_servers.append(server)
-            self.listen.append(f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}")
+            self.listen.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
             if self.port == 0:
                 self.port = port
 
@@ -566,9 +606,10 @@ class Resolver:
 
     @staticmethod
     def _trim(cache: dict) -> None:
-        """Full: drop the oldest tenth (dicts keep insertion order)."""
+        """Full: drop the oldest tenth (dicts keep insertion order). Expired entries
+        are not swept: they are replaced when asked for again, or go with the oldest."""
         drop = max(1, len(cache) // 10)
-        for key in list(cache)[:drop]:
+        for key in list(itertools.islice(cache, drop)):
             del cache[key]
 
     # --- forwarding -------------------------------------------------------------
@@ -730,8 +771,11 @@ class Resolver:
             if reply.rcode in (wire.SERVFAIL, wire.REFUSED) and len(set(pending.tried)) < len(self.upstreams):
                 self._send_upstream(pending)
                 continue
-            if upstream.failures:
-                upstream.answered()
+            upstream.failures = 0
+            if upstream.down_until:
+                upstream.answered(time.monotonic())
+            else:
+                upstream.last_answer = time.monotonic()
             self._resolved(pending, reply)
 
     async def _tcp_upstream(self, pending: Pending, upstream: Upstream) -> None:
@@ -757,7 +801,7 @@ class Resolver:
         finally:
             if writer is not None:
                 writer.close()
-        upstream.answered()
+        upstream.answered(time.monotonic())
         self._resolved(pending, reply)
 
     def _resolved(self, pending: Pending, reply: wire.UpstreamReply) -> None:
@@ -804,6 +848,7 @@ class Resolver:
     def _sweep(self) -> None:
         """Queries an upstream did not answer in time go to the next one."""
         self._sweep_handle = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+        gc.collect(0)
         if not self.pending:
             return
         now = time.monotonic()
@@ -850,6 +895,7 @@ class Resolver:
 
     def _tick(self) -> None:
         self._tick_handle = self.loop.call_later(1.0, self._tick)
+        started = time.perf_counter()
         try:
             for client in self.clients.values():
                 client.count = 0
@@ -861,38 +907,20 @@ class Resolver:
             now = time.monotonic()
             if now - self._last_status >= STATUS_SECONDS:
                 self._write_status()
-            if now - self._last_housekeeping >= 10:
-                self._housekeeping(now)
             if now - self._last_rotate >= SOCKET_ROTATE_SECONDS:
                 self._rotate_socket()
             if now - self._last_full_gc >= FULL_GC_SECONDS:
                 self._last_full_gc = now
                 gc.collect()
-            else:
-                gc.collect(1)
         except Exception:  # the tick must keep running whatever one step does
             log.exception("resolver tick failed")
+        # The longest the loop was busy with its once-a-second work, in the status file.
+        self._tick_max = max(self._tick_max * 0.98, time.perf_counter() - started)
 
     def _flush_log(self) -> None:
         counts, self.logc = self.logc, {}
-        try:
-            if self.policy is not None and self.policy.log_queries and counts:
-                self.log_writer.write(int(time.time()), counts)
-            self.log_writer.rotate()
-        except OSError as exc:  # a full disk must not stop name resolution
-            self.counters.bump("log_errors")
-            log.warning("query log not written: %s", exc)
-        for (_client, key), count in counts.items():
-            self.counters.bump(key[3], count)
-
-    def _housekeeping(self, now: float) -> None:
-        self._last_housekeeping = now
-        for key in [key for key, entry in self.upcache.items() if entry[0] <= now]:
-            del self.upcache[key]
-        for group in self.policy.all_groups:
-            cache = group.cache
-            for key in [key for key, entry in cache.items() if entry[0] <= now]:
-                del cache[key]
+        if counts:
+            self.log_writer.submit(int(time.time()), counts, self.policy is not None and self.policy.log_queries)
 
     def _rotate_socket(self) -> None:
         """Replace one upstream socket so the source ports keep changing."""
@@ -917,7 +945,8 @@ class Resolver:
             "rules_version": policy.table.version if policy else "",
             "policy_error": self.policy_error,
             "applied_at": self.applied_at,
-            "counters": {**self.counters, "upstream_queries": self.upstream_queries},
+            "counters": {**self.counters, **self.log_writer.actions, "upstream_queries": self.upstream_queries,
+                         "log_errors": self.log_writer.errors, "tick_ms_max": round(self._tick_max * 1000, 1)},
             "cache_entries": len(self.upcache) + sum(len(g.cache) for g in policy.all_groups) if policy else 0,
             "clients": len(self.clients),
             "upstreams": [{"address": u.label, "up": u.usable(time.monotonic())} for u in self.upstreams],

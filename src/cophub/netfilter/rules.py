@@ -1,4 +1,4 @@
-"""Block lists: parse, check, compile to a sorted key table, and match names.
+"""Block lists: parse, check, compile to a hash table of name keys, and match names.
 
 The contract is docs/netfilter.md ("Compiled rules" and "Rule syntax and how
 rules combine"). No Django here: the resolver imports this module, and it
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from math import isqrt
 import mmap
 import os
 import random
@@ -20,12 +19,12 @@ import sys
 import tempfile
 import time
 from array import array
-from bisect import bisect_left
-from hashlib import blake2b
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple
 from urllib.parse import urlsplit
+
+from xxhash import xxh3_64_intdigest
 
 # --- flags of a table entry (docs/netfilter.md, "Compiled rules") ---------
 
@@ -37,11 +36,16 @@ BELOW = 1 << 14  # only the names strictly under the name (`*.example.com`)
 IMPORTANT = 1 << 15  # `$important`: beats exceptions of other rules
 EXACT = 0
 
-MAGIC = b"CPHNF\x01\x00\x00"
+# Format 2: an open-addressing hash table of XXH3 keys (format 1 was sorted
+# BLAKE2b keys searched by bisection; it is refused, the lists are compiled again).
+TABLE_FORMAT = 2
+MAGIC = b"CPHNF\x02\x00\x00"
+MAGIC_V1 = b"CPHNF\x01\x00\x00"
 HEADER_SIZE = 16
 # Bumped whenever parsing or compiling changes what a list compiles to, so a
-# new release never reuses a table compiled by the old code.
-COMPILER_REVISION = 1
+# new release never reuses a table compiled by the old code. The version of a
+# compiled table also hashes TABLE_FORMAT.
+COMPILER_REVISION = 2
 
 MAX_REGEX_LENGTH = 256
 MAX_NAME_LENGTH = 253
@@ -80,8 +84,13 @@ _URL_CHARS = frozenset("/:?=&^")
 
 
 def name_key(name: bytes) -> int:
-    """The 64-bit key of a normalized name, as stored in the `.bin` table."""
-    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little")
+    """The 64-bit key of a normalized name, as stored in the `.bin` table: XXH3-64, 0 made 1 (0 marks an empty slot)."""
+    return xxh3_64_intdigest(name) or 1
+
+
+def table_capacity(count: int) -> int:
+    """The slots of a table of `count` entries: the next power of two >= 2 x count, at least 2 (load <= 0.5)."""
+    return 1 << max(1, (2 * count - 1).bit_length())
 
 
 def normalize_name(text: str) -> bytes | None:
@@ -668,7 +677,7 @@ def _version(inputs: list[ListInput], digests: dict[int, str]) -> str:
         [item.slot, item.list_id, item.name, item.category, item.match_subdomains, sorted(item.protected), digests[item.slot]]
         for item in sorted(inputs, key=lambda item: item.slot)
     ]
-    text = json.dumps([COMPILER_REVISION, described], ensure_ascii=False)
+    text = json.dumps([TABLE_FORMAT, COMPILER_REVISION, described], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -699,29 +708,68 @@ def _read_list(item: ListInput, data: bytes | None) -> tuple[ParsedList, dict]:
 def _hash_names(names: list[bytes]):
     import numpy as np
 
-    blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(name, digest_size=8).digest() for name in names])
-    return np.frombuffer(digests, dtype="<u8")
+    keys = np.fromiter(map(xxh3_64_intdigest, names), dtype=np.uint64, count=len(names))
+    keys[keys == 0] = 1  # as name_key: 0 marks an empty slot
+    return keys
 
 
 def _table_arrays(parsed_by_slot: dict[int, ParsedList]):
-    """Sorted keys and flags of every name rule, duplicates (same key and flags) collapsed."""
+    """The hash table of every name rule: (entry count, keys by slot, flags by slot)."""
     import numpy as np
 
-    key_parts, flag_parts = [np.zeros(0, dtype="<u8")], [np.zeros(0, dtype="<u2")]
+    key_parts, flag_parts = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.uint16)]
     for slot, parsed in parsed_by_slot.items():
         for kind, names in parsed.names.items():
             if names:
                 key_parts.append(_hash_names(names))
-                flag_parts.append(np.full(len(names), slot | kind, dtype="<u2"))
-    keys, flags = np.concatenate(key_parts), np.concatenate(flag_parts)
-    order = np.lexsort((flags, keys))
+                flag_parts.append(np.full(len(names), slot | kind, dtype=np.uint16))
+    return _hash_table(np.concatenate(key_parts), np.concatenate(flag_parts))
+
+
+def _hash_table(keys, flags):
+    """(entry count, keys by slot, flags by slot): open addressing, linear probing from `key & (capacity - 1)`.
+
+    Duplicates (same key and flags) are stored once. Built without a loop per
+    entry: entries sorted by home slot land at `max(home, previous position
+    + 1)`, a running maximum; only the few that run past the last slot are
+    placed one by one, in the first free slots from slot 0 (where the probe
+    sequence wraps round). Entries with the same key come out side by side.
+    """
+    import numpy as np
+
+    capacity = table_capacity(len(keys))
+    bits = capacity.bit_length() - 1
+    # Sorted by home slot, then key, then flags: the key rotated so that its
+    # home bits lead sorts like (home, key), 3x faster than a 3-key lexsort.
+    # Same key, same home: duplicates and a name's several entries are neighbours.
+    rotated = (keys << np.uint64(64 - bits)) | (keys >> np.uint64(bits))
+    order = np.lexsort((flags, rotated))
+    del rotated
     keys, flags = keys[order], flags[order]
+    home = (keys & np.uint64(capacity - 1)).astype(np.int64)
     if len(keys):
         distinct = np.ones(len(keys), dtype=bool)
         distinct[1:] = (keys[1:] != keys[:-1]) | (flags[1:] != flags[:-1])
-        keys, flags = keys[distinct], flags[distinct]
-    return keys, flags
+        keys, flags, home = keys[distinct], flags[distinct], home[distinct]
+    count = len(keys)
+    if table_capacity(count) != capacity:  # duplicates collapsed: a smaller table does
+        capacity = table_capacity(count)
+        home = (keys & np.uint64(capacity - 1)).astype(np.int64)
+        order = np.argsort(home, kind="stable")
+        keys, flags, home = keys[order], flags[order], home[order]
+    table_keys = np.zeros(capacity, dtype=np.uint64)
+    table_flags = np.zeros(capacity, dtype=np.uint16)
+    index = np.arange(count, dtype=np.int64)
+    position = np.maximum.accumulate(home - index) + index if count else index
+    inside = position < capacity
+    table_keys[position[inside]] = keys[inside]
+    table_flags[position[inside]] = flags[inside]
+    free = 0
+    for key, flag in zip(keys[~inside].tolist(), flags[~inside].tolist()):
+        while table_keys[free]:
+            free += 1
+        table_keys[free], table_flags[free] = key, flag
+    return count, table_keys, table_flags
 
 
 def _pattern_entries(parsed_by_slot: dict[int, ParsedList]) -> list[dict]:
@@ -761,8 +809,8 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-def _write_bin(path: Path, keys, flags) -> None:
-    header = MAGIC + len(keys).to_bytes(4, "little") + b"\x00" * 4
+def _write_bin(path: Path, count: int, keys, flags) -> None:
+    header = MAGIC + count.to_bytes(4, "little") + len(keys).to_bytes(4, "little")
 
     def write(handle):
         handle.write(header)
@@ -775,6 +823,34 @@ def _write_bin(path: Path, keys, flags) -> None:
 def table_paths(out_dir: Path, version: str) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     return out_dir / f"rules-{version}.bin", out_dir / f"rules-{version}.json"
+
+
+def compile_in_background(inputs: list[ListInput], out_dir: Path) -> Compiled:
+    """compile_lists in a thread of lower CPU priority (Linux nice is per thread).
+
+    On a two-core school server the resolver must keep answering while a
+    million-name list compiles beside it: the compile yields the CPU to it.
+    """
+    import threading
+
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            os.nice(10)
+        except OSError:
+            pass
+        try:
+            outcome["compiled"] = compile_lists(inputs, out_dir)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="compile-lists")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["compiled"]
 
 
 def compile_lists(inputs: list[ListInput], out_dir: Path) -> Compiled:
@@ -795,11 +871,11 @@ def compile_lists(inputs: list[ListInput], out_dir: Path) -> Compiled:
         parsed, reports[item.list_id] = _read_list(item, files[item.slot][1])
         files[item.slot] = (files[item.slot][0], None)  # let the raw bytes go early
         parsed_by_slot[item.slot] = parsed
-    keys, flags = _table_arrays(parsed_by_slot)
+    entries, keys, flags = _table_arrays(parsed_by_slot)
     patterns = _pattern_entries(parsed_by_slot)
     del parsed_by_slot
     counts = {
-        "entries": int(len(keys)),
+        "entries": int(entries),
         "patterns": len(patterns),
         "lists": {str(list_id): report["rules"] for list_id, report in reports.items()},
     }
@@ -814,7 +890,7 @@ def compile_lists(inputs: list[ListInput], out_dir: Path) -> Compiled:
         "reports": {str(list_id): report for list_id, report in reports.items()},
     }
     # .bin first: a reader that finds the .json can count on the .bin.
-    _write_bin(bin_path, keys, flags)
+    _write_bin(bin_path, entries, keys, flags)
     meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     _write_atomic(meta_path, lambda handle: handle.write(meta_bytes))
     return Compiled(version, bin_path, meta_path, counts, reports)
@@ -853,10 +929,6 @@ def prune(out_dir: Path, keep: set[str]) -> list[Path]:
 
 
 # --- matching -----------------------------------------------------------------
-
-
-# Parent names looked up lately (a few MB at most); cleared when full.
-PARENT_CACHE_SIZE = 50_000
 
 
 class Match(NamedTuple):
@@ -922,15 +994,14 @@ _PATTERN_KINDS_BY_RANK = ((ALLOW | IMPORTANT, True), (IMPORTANT, False), (ALLOW,
 
 
 class RuleTable:
-    """The compiled table, memory-mapped: start-up costs nothing and a million names cost ~10 MB."""
+    """The compiled table, memory-mapped: start-up costs nothing, a million names cost ~21 MB of page cache."""
 
-    def __init__(self, version: str, keys, flags, meta: dict, owner=None):
+    def __init__(self, version: str, keys, flags, meta: dict, owner=None, count: int = 0):
         self.version = version
-        self._keys = keys
-        self._flags = flags
-        self._count = len(keys)
-        self._window = 4 * isqrt(self._count) + 64
-        self._parent_cache: dict[bytes, tuple[int, ...]] = {}
+        self._keys = keys  # by slot: the key, 0 for an empty slot
+        self._flags = flags  # by slot: the entry's flags
+        self._count = count
+        self._slot_mask = len(keys) - 1
         self._owner = owner  # (mmap, memoryview) kept open while the views live
         self.slots: list[dict] = list(meta.get("slots", []))
         self.counts: dict = dict(meta.get("counts", {}))
@@ -949,7 +1020,7 @@ class RuleTable:
 
     @classmethod
     def empty(cls) -> RuleTable:
-        return cls("", array("Q"), array("H"), {})
+        return cls("", array("Q", [0, 0]), array("H", [0, 0]), {})
 
     @classmethod
     def open(cls, bin_path: Path, meta_path: Path) -> RuleTable:
@@ -962,11 +1033,11 @@ class RuleTable:
                 raise ValueError(f"{bin_path}: too short")
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            keys, flags, view = _views(mapped, size, bin_path, meta.get("counts", {}).get("entries"))
+            count, keys, flags, view = _views(mapped, size, bin_path, meta.get("counts", {}).get("entries"))
         except BaseException:
             mapped.close()
             raise
-        return cls(str(meta["version"]), keys, flags, meta, owner=(mapped, view))
+        return cls(str(meta["version"]), keys, flags, meta, owner=(mapped, view), count=count)
 
     def close(self) -> None:
         """Unmap the file (the resolver calls it once no query uses the table)."""
@@ -977,8 +1048,7 @@ class RuleTable:
         for buffer in (self._keys, self._flags, view):
             if isinstance(buffer, memoryview):
                 buffer.release()
-        self._keys, self._flags, self._count = array("Q"), array("H"), 0
-        self._parent_cache.clear()
+        self._keys, self._flags, self._count, self._slot_mask = array("Q", [0, 0]), array("H", [0, 0]), 0, 1
         mapped.close()
 
     def __enter__(self):
@@ -1005,68 +1075,46 @@ class RuleTable:
             return self._match_patterns(name, mask, only_important=True) or found
         return found
 
-    def _entries(self, part: bytes) -> tuple[int, ...]:
-        """The flags of every entry for `part` (usually none)."""
-        key = int.from_bytes(blake2b(part, digest_size=8).digest(), "little")
-        keys, count, window = self._keys, self._count, self._window
-        # Keys are hashes, so evenly spread: start from where the key should
-        # sit and search a window a few standard deviations wide (13 probes
-        # instead of 20 for a million entries); fall back when it misses.
-        guess = (key * count) >> 64
-        low = guess - window if guess > window else 0
-        high = guess + window
-        if high > count:
-            high = count
-        index = bisect_left(keys, key, low, high)
-        if (low and keys[low - 1] >= key) or (index == high < count and keys[high] < key):
-            index = bisect_left(keys, key)
-        if index == count or keys[index] != key:
-            return ()
-        if index + 1 == count or keys[index + 1] != key:
-            return (self._flags[index],)
-        flags, found = self._flags, []
-        while index < count and keys[index] == key:
-            found.append(flags[index])
-            index += 1
-        return tuple(found)
-
-    def _parent_entries(self, part: bytes) -> tuple[int, ...]:
-        """As `_entries`, remembered: the same parents (`com`, `com.vn`, `google.com`) come back all the time."""
-        cache = self._parent_cache
-        found = cache.get(part)
-        if found is None:
-            if len(cache) >= PARENT_CACHE_SIZE:
-                cache.clear()
-            found = cache[part] = self._entries(part)
+    def _entries(self, part: bytes) -> list[int]:
+        """The flags of every entry for `part` (usually none); for tests and tools, the hot path inlines it."""
+        keys, slot_mask = self._keys, self._slot_mask
+        key = xxh3_64_intdigest(part) or 1
+        slot = key & slot_mask
+        found = []
+        while k := keys[slot]:
+            if k == key:
+                found.append(self._flags[slot])
+            slot = (slot + 1) & slot_mask
         return found
 
     def _match_names(self, name: bytes, mask: int) -> Match | None:
         if not self._count:
             return None
-        important_slots = self.important_mask & mask
+        # The probe loop of _entries, inlined: the name and each parent cost one
+        # XXH3 call, one partition and ~2.4 slot reads when absent (load <= 0.5).
+        keys, slot_mask, hash_ = self._keys, self._slot_mask, xxh3_64_intdigest
         best_rank, best_flags, best_start = -1, 0, 0
-        entries = self._entries(name)
-        start = 0
+        part = name
         while True:
-            for entry in entries:
-                if not (mask >> (entry & SLOT_MASK)) & 1:
-                    continue
-                # The name itself: exact and subtree rules; a parent: subtree and "below" rules.
-                if start == 0:
-                    if entry & BELOW:
-                        continue
-                elif not entry & (SUBTREE | BELOW):
-                    continue
-                rank = _rank(entry, important_slots)
-                if rank > best_rank:
-                    best_rank, best_flags, best_start = rank, entry, start
-                    if rank == RANK_IMPORTANT_SLOT_BLOCK:
-                        return self._result(name, best_flags, best_start)
-            dot = name.find(b".", start)
-            if dot < 0:
+            key = hash_(part) or 1
+            slot = key & slot_mask
+            while k := keys[slot]:
+                if k == key:
+                    entry = self._flags[slot]
+                    start = len(name) - len(part)
+                    # The name itself: exact and subtree rules; a parent: subtree and "below" rules.
+                    if (mask >> (entry & SLOT_MASK)) & 1 and (
+                        entry & (SUBTREE | BELOW) if start else not entry & BELOW
+                    ):
+                        rank = _rank(entry, self.important_mask & mask)
+                        if rank > best_rank:
+                            best_rank, best_flags, best_start = rank, entry, start
+                            if rank == RANK_IMPORTANT_SLOT_BLOCK:
+                                return self._result(name, best_flags, best_start)
+                slot = (slot + 1) & slot_mask
+            _, dot, part = part.partition(b".")  # the parent name, no index juggling
+            if not dot:
                 break
-            start = dot + 1
-            entries = self._parent_entries(name[start:])
         if best_rank < 0:
             return None
         return self._result(name, best_flags, best_start)
@@ -1094,24 +1142,38 @@ class RuleTable:
 
 
 def _views(mapped: mmap.mmap, size: int, path, expected_count: int | None) -> tuple:
+    """(entry count, keys by slot, flags by slot, the view to release) of a mapped `.bin`, checked."""
     view = memoryview(mapped)
     try:
-        if bytes(view[:8]) != MAGIC:
+        magic = bytes(view[:8])
+        if magic == MAGIC_V1:
+            raise ValueError(f"{path}: a format-1 rules table (sorted keys), no longer read: compile the lists again")
+        if magic != MAGIC:
             raise ValueError(f"{path}: not a rules table")
         count = int.from_bytes(view[8:12], "little")
-        if size != HEADER_SIZE + count * 10:
-            raise ValueError(f"{path}: {size} bytes, a table of {count} entries has {HEADER_SIZE + count * 10}")
+        capacity = int.from_bytes(view[12:16], "little")
+        if capacity != table_capacity(count):
+            raise ValueError(f"{path}: {capacity} slots, a table of {count} entries has {table_capacity(count)}")
+        if size != HEADER_SIZE + capacity * 10:
+            raise ValueError(f"{path}: {size} bytes, a table of {capacity} slots has {HEADER_SIZE + capacity * 10}")
         if expected_count is not None and expected_count != count:
             raise ValueError(f"{path}: {count} entries, the description says {expected_count}")
-        keys_bytes = view[HEADER_SIZE : HEADER_SIZE + count * 8]
-        flags_bytes = view[HEADER_SIZE + count * 8 :]
+        keys_end = HEADER_SIZE + capacity * 8
+        # A lookup walks until an empty slot: make sure there is one (found in a few reads).
+        empty = mapped.find(b"\x00" * 8, HEADER_SIZE, keys_end)
+        while empty >= 0 and (empty - HEADER_SIZE) % 8:
+            empty = mapped.find(b"\x00" * 8, empty + 1, keys_end)
+        if empty < 0:
+            raise ValueError(f"{path}: no empty slot")
+        keys_bytes = view[HEADER_SIZE:keys_end]
+        flags_bytes = view[keys_end:]
         if sys.byteorder == "little":
-            return keys_bytes.cast("Q"), flags_bytes.cast("H"), view
+            return count, keys_bytes.cast("Q"), flags_bytes.cast("H"), view
         # A big-endian machine cannot use the file as it is: a swapped copy.
         keys, flags = array("Q", keys_bytes), array("H", flags_bytes)
         keys.byteswap()
         flags.byteswap()
-        return keys, flags, view
+        return count, keys, flags, view
     except BaseException:
         view.release()
         raise

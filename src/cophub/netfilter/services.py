@@ -522,7 +522,7 @@ def compile_now():
             inputs.append(rules.ListInput(slot=entry.slot, list_id=fl.pk, name=fl.name, category=fl.category,
                                           path=entry.path, match_subdomains=fl.match_subdomains, protected=protected_names()))
         out_dir = state_dir() / snapshot.COMPILED
-        compiled = rules.compile_lists(inputs, out_dir)
+        compiled = rules.compile_in_background(inputs, out_dir)
         for entry in slotted:
             fl = entry.filter_list
             report = compiled.reports.get(fl.pk)

@@ -61,11 +61,12 @@ def open_table(compiled) -> RuleTable:
 # --- names ------------------------------------------------------------------
 
 
-def test_name_key_is_blake2b_little_endian():
-    import hashlib
+def test_name_key_is_xxh3_64_never_zero(monkeypatch):
+    import xxhash
 
-    expected = int.from_bytes(hashlib.blake2b(b"example.com", digest_size=8).digest(), "little")
-    assert name_key(b"example.com") == expected
+    assert name_key(b"example.com") == xxhash.xxh3_64_intdigest(b"example.com")
+    monkeypatch.setattr(rules, "xxh3_64_intdigest", lambda name: 0)
+    assert rules.name_key(b"example.com") == 1
 
 
 @pytest.mark.parametrize(
@@ -325,16 +326,34 @@ def test_mostly_garbage_is_refused_but_noisy_big_lists_are_not():
 # --- compiling --------------------------------------------------------------
 
 
+def read_slots(data: bytes) -> tuple[int, int, list[int], list[int]]:
+    """(entries, capacity, keys by slot, flags by slot) of a `.bin` file."""
+    count, capacity = int.from_bytes(data[8:12], "little"), int.from_bytes(data[12:16], "little")
+    keys = [int.from_bytes(data[16 + 8 * i : 24 + 8 * i], "little") for i in range(capacity)]
+    flags = [int.from_bytes(data[16 + 8 * capacity + 2 * i : 18 + 8 * capacity + 2 * i], "little") for i in range(capacity)]
+    return count, capacity, keys, flags
+
+
+def probe(keys: list[int], key: int) -> list[int]:
+    """The slots holding `key`, walking from its home slot to the first empty one, as documented."""
+    capacity, found = len(keys), []
+    slot = key & (capacity - 1)
+    while keys[slot]:
+        if keys[slot] == key:
+            found.append(slot)
+        slot = (slot + 1) & (capacity - 1)
+    return found
+
+
 def test_compile_writes_the_documented_format(tmp_path):
     compiled = compile_texts(tmp_path, (0, "ads", "||ads.example.com^\n0.0.0.0 x.example.com\n*cdn*\n@@||ok.example.com^\n"))
     data = compiled.bin_path.read_bytes()
-    assert data[:8] == b"CPHNF\x01\x00\x00"
-    count = int.from_bytes(data[8:12], "little")
-    assert count == 3 and data[12:16] == b"\x00" * 4 and len(data) == 16 + 10 * count
-    keys = [int.from_bytes(data[16 + 8 * i : 24 + 8 * i], "little") for i in range(count)]
-    flags = [int.from_bytes(data[16 + 8 * count + 2 * i : 18 + 8 * count + 2 * i], "little") for i in range(count)]
-    assert keys == sorted(keys)
-    entries = dict(zip(keys, flags))
+    assert data[:8] == b"CPHNF\x02\x00\x00"
+    count, capacity, keys, flags = read_slots(data)
+    assert count == 3 and capacity == 8 and len(data) == 16 + 10 * capacity
+    assert sum(1 for key in keys if key) == 3
+    assert all(flags[slot] == 0 for slot in range(capacity) if not keys[slot])
+    entries = {key: flags[probe(keys, key)[0]] for key in keys if key}
     assert entries[name_key(b"ads.example.com")] == SUBTREE
     assert entries[name_key(b"x.example.com")] == EXACT
     assert entries[name_key(b"ok.example.com")] == SUBTREE | ALLOW
@@ -344,6 +363,79 @@ def test_compile_writes_the_documented_format(tmp_path):
     assert meta["patterns"] == [{"slot": 0, "allow": False, "important": False, "regex": "cdn", "rule": "*cdn*"}]
     assert meta["counts"]["entries"] == 3
     assert compiled.bin_path.name == f"rules-{compiled.version}.bin"
+
+
+def linear_probing(pairs: list[tuple[int, int]], capacity: int) -> dict[int, list[int]]:
+    """key -> its flags, as a textbook linear-probing insert would find them."""
+    table: list[tuple[int, int] | None] = [None] * capacity
+    for key, flag in pairs:
+        slot = key & (capacity - 1)
+        while table[slot] is not None:
+            slot = (slot + 1) & (capacity - 1)
+        table[slot] = (key, flag)
+    found: dict[int, list[int]] = {}
+    for entry in table:
+        if entry is not None:
+            found.setdefault(entry[0], []).append(entry[1])
+    return {key: sorted(flags) for key, flags in found.items()}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hash_table_places_every_entry_on_its_probe_chain(seed):
+    import random
+
+    import numpy as np
+
+    rng = random.Random(seed)
+    capacity = 1 << 12
+    # Crowded homes at both ends force long runs, and a run that wraps round to slot 0.
+    keys = [rng.choice([capacity - 1, capacity - 2, 0, 5]) + capacity * rng.randrange(1, 1 << 40) for _ in range(300)]
+    keys += [rng.randrange(1, 1 << 64) for _ in range(1200)]
+    flags = [rng.randrange(1 << 16) for _ in keys]
+    keys, flags = keys + keys[:200], flags + [rng.randrange(1 << 16) for _ in range(200)]  # names in several lists
+    keys, flags = keys + keys[200:250], flags + flags[200:250]  # and plain duplicates, stored once
+    count, table_keys, table_flags = rules._hash_table(np.array(keys, dtype=np.uint64), np.array(flags, dtype=np.uint16))
+    pairs = sorted(set(zip(keys, flags)))
+    assert count == len(pairs) == 1700 and len(table_keys) == capacity == rules.table_capacity(count)
+    assert table_keys[0] != 0  # the run from the last slot wrapped round
+    table_keys, table_flags = table_keys.tolist(), table_flags.tolist()
+    by_key = {key: sorted(table_flags[slot] for slot in probe(table_keys, key)) for key in set(keys)}
+    assert by_key == linear_probing(pairs, capacity)
+    assert sum(1 for key in table_keys if key) == count
+
+
+def test_hash_table_shrinks_when_duplicates_collapse():
+    import numpy as np
+
+    keys = np.array([3, 11, 19, 3, 11, 19], dtype=np.uint64)  # one home slot in a table of 8
+    count, table_keys, table_flags = rules._hash_table(keys, np.array([1, 2, 3, 1, 2, 3], dtype=np.uint16))
+    assert count == 3 and table_keys.tolist() == [0, 0, 0, 3, 19, 11, 0, 0]  # sorted by home in the first, bigger, table
+    assert table_flags.tolist() == [0, 0, 0, 1, 3, 2, 0, 0]
+    count, table_keys, _ = rules._hash_table(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint16))
+    assert count == 0 and table_keys.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("count, capacity", [(0, 2), (1, 2), (2, 4), (3, 8), (4, 8), (5, 16), (1_000_002, 1 << 21)])
+def test_table_capacity_keeps_the_load_at_most_half(count, capacity):
+    assert rules.table_capacity(count) == capacity
+
+
+def test_a_name_in_several_lists_and_kinds(tmp_path):
+    compiled = compile_texts(
+        tmp_path,
+        (0, "ads", "||shared.example.com^\n0.0.0.0 shared.example.com\n*.shared.example.com\n"),
+        (1, "allow", "@@||shared.example.com^\n"),
+        (2, "harmful", "||shared.example.com^\n"),
+    )
+    assert compiled.counts["entries"] == 5
+    with open_table(compiled) as table:
+        assert sorted(table._entries(b"shared.example.com")) == sorted(
+            [SUBTREE, EXACT, BELOW, 1 | SUBTREE | ALLOW, 2 | SUBTREE]
+        )
+        assert table._entries(b"other.example.com") == []
+        assert table.match(b"shared.example.com", 0b001) == Match(False, 0, "shared.example.com")  # equal rank: lowest flags first, as before
+        assert table.match(b"a.shared.example.com", 0b011) == Match(True, 1, "@@||shared.example.com^")
+        assert table.match(b"a.shared.example.com", 0b111) == Match(False, 2, "||shared.example.com^")
 
 
 def test_compile_is_deterministic_and_skipped_when_present(tmp_path):
@@ -490,10 +582,26 @@ def test_open_rejects_damaged_files(tmp_path):
     compiled = compile_texts(tmp_path, (0, "ads", "a.com\nb.com\n"))
     good = compiled.bin_path.read_bytes()
     damaged = tmp_path / "damaged.bin"
-    for data in (b"", good[:10], b"XXXXXXXX" + good[8:], good[:-1], good + b"\x00\x00", good[:8] + b"\x09" + good[9:]):
+    count, capacity, keys, flags = read_slots(good)
+    full = good[:16] + b"".join(((key or 7).to_bytes(8, "little") for key in keys)) + good[16 + 8 * capacity :]
+    bigger = good[:12] + (2 * capacity).to_bytes(4, "little") + good[16:] + b"\x00" * 10 * capacity
+    for data in (
+        b"",
+        good[:10],
+        b"XXXXXXXX" + good[8:],
+        good[:-1],
+        good + b"\x00\x00",
+        good[:8] + b"\x09" + good[9:],
+        bigger,  # consistent size, but not the documented capacity
+        full,  # no empty slot: a lookup would never end
+    ):
         damaged.write_bytes(data)
         with pytest.raises(ValueError):
             RuleTable.open(damaged, compiled.meta_path)
+    version_1 = b"CPHNF\x01\x00\x00" + (2).to_bytes(4, "little") + b"\x00" * 4 + b"\x01" * 20
+    damaged.write_bytes(version_1)
+    with pytest.raises(ValueError, match="format-1"):
+        RuleTable.open(damaged, compiled.meta_path)
     bad_meta = tmp_path / "bad.json"
     bad_meta.write_text("{not json")
     with pytest.raises(ValueError):
