@@ -33,6 +33,7 @@ class Decision:
     rule: str = ""
     category: str = ""
     log_rule: str = field(init=False, default="")  # the rule as the query log's tab-separated lines carry it
+    ede_opt: bytes = field(init=False, default=b"")  # the EDNS record naming the rule (set by the resolver)
 
     def __post_init__(self) -> None:
         self.log_rule = self.rule.translate(_CONTROLS)[:300] if self.rule else ""

@@ -155,6 +155,12 @@ class QueryLogWriter:
     def submit(self, second: int, counts: dict, keep: bool) -> None:
         self._queue.put((second, counts, keep))
 
+    def release(self, garbage) -> None:
+        """Drop the last reference to `garbage` in this thread: freeing a replaced
+        policy's caches (a hundred thousand objects) takes tens of milliseconds,
+        which the loop would otherwise spend not answering."""
+        self._queue.put(("release", garbage))
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(10)
@@ -168,6 +174,9 @@ class QueryLogWriter:
             if item is None:
                 self._guarded(self.rotate, True)
                 return
+            if item and item[0] == "release":
+                item = ()  # the last reference: the old policy is freed here, not in the loop
+                continue
             if item:
                 second, counts, keep = item
                 for (_client, key), count in counts.items():
@@ -347,18 +356,24 @@ class Resolver:
             data = snapshot.read_json(path) or {"settings": {}}
             policy = engine.load(self.state_dir, data, self.policy)
             policy.refresh(time.time())
+            specs = self.blocked_specs(policy)
         except Exception as exc:  # a bad file keeps the policy in force
             self.policy_error = f"{type(exc).__name__}: {exc}"
             log.error("policy.json not applied: %s", self.policy_error)
             if self.policy is None:
                 policy = engine.load(self.state_dir, {"settings": {}})
                 policy.refresh(time.time())
+                specs = self.blocked_specs(policy)
             else:
                 return
         else:
             self.policy_error = ""
-        self.policy = policy
-        self.clients = {}
+        old, self.policy = self.policy, policy
+        self._blocked_specs = specs
+        old_clients, self.clients = self.clients, {}
+        if old is not None:
+            self.log_writer.release((old, old_clients))
+            del old, old_clients
         self.applied_at = time.time()
         self._set_upstreams(policy.upstreams)
         if self.upcache and len(self.upcache) > policy.cache_size:
@@ -543,22 +558,37 @@ class Resolver:
         return group.seconds_left
 
     def _blocked_answer(self, q, decision: engine.Decision) -> wire.Answer:
-        policy = self.policy
+        """The answer for a blocked name: the records are the same for every name
+        (they point at the question), only the question and the rule differ."""
+        specs = self._blocked_specs
+        rcode, an, ns, body, ttl_at, ttl = specs.get(q.qtype) or specs[0]
+        if q.edns:
+            opt = decision.ede_opt
+            if not opt:
+                opt = decision.ede_opt = wire.opt_record(ede=(wire.EDE_BLOCKED, decision.rule.encode("utf-8", "replace")[:100]))
+            tail = _COUNTS.pack(wire.reply_flags(q.flags, rcode), 1, an, ns, 1) + q.question + body + opt
+        else:
+            tail = _COUNTS.pack(wire.reply_flags(q.flags, rcode), 1, an, ns, 0) + q.question + body
+        return wire.Answer(tail, (10 + len(q.question) + ttl_at,), (ttl,))
+
+    @staticmethod
+    def blocked_specs(policy: engine.Policy) -> dict[int, tuple]:
+        """qtype -> (rcode, answers, authorities, records, TTL offset in them, TTL); key 0: any other type."""
         ttl = policy.blocked_ttl
-        ede = (wire.EDE_BLOCKED, decision.rule.encode("utf-8", "replace")[:100])
-        mode = policy.block_mode
-        address = None
-        if mode == "null":
-            address = {wire.A: b"\x00" * 4, wire.AAAA: b"\x00" * 16}.get(q.qtype)
-        elif mode == "page":
-            if q.qtype == wire.A and policy.block_page_ipv4:
-                address = socket.inet_pton(socket.AF_INET, policy.block_page_ipv4)
-            elif q.qtype == wire.AAAA and policy.block_page_ipv6:
-                address = socket.inet_pton(socket.AF_INET6, policy.block_page_ipv6)
-        if address is not None:
-            return wire.build_answer(q, wire.NOERROR, [wire.rr(wire.POINTER_TO_QUESTION, q.qtype, ttl, address)], ede=ede)
-        rcode = wire.NXDOMAIN if mode == "nxdomain" else wire.NOERROR
-        return wire.build_answer(q, rcode, authority=[wire.synthetic_soa(ttl)], ede=ede)
+        soa = wire.synthetic_soa(ttl)
+        negative = (wire.NXDOMAIN if policy.block_mode == "nxdomain" else wire.NOERROR, 0, 1, soa, 6, ttl)
+        specs = {0: negative}
+        addresses = {}
+        if policy.block_mode == "null":
+            addresses = {wire.A: b"\x00" * 4, wire.AAAA: b"\x00" * 16}
+        elif policy.block_mode == "page":
+            if policy.block_page_ipv4:
+                addresses[wire.A] = socket.inet_pton(socket.AF_INET, policy.block_page_ipv4)
+            if policy.block_page_ipv6:
+                addresses[wire.AAAA] = socket.inet_pton(socket.AF_INET6, policy.block_page_ipv6)
+        for qtype, address in addresses.items():
+            specs[qtype] = (wire.NOERROR, 1, 0, wire.rr(wire.POINTER_TO_QUESTION, qtype, ttl, address), 6, ttl)
+        return specs
 
     def _log_key(self, client, q, action: str, decision: engine.Decision | None) -> tuple:
         text = q.text or _name_text(q.name)
