@@ -35,7 +35,7 @@ from .dnswire import WireError
 
 log = logging.getLogger("cophub.netfilter.resolver")
 
-BATCH = 512  # packets read per wake-up before the loop looks at other sockets
+BATCH = 64  # packets read per wake-up before the loop looks at other sockets (bounds the wait of the others)
 SOCKETS_PER_UPSTREAM = 8
 SOCKET_ROTATE_SECONDS = 60  # a new random source port for one socket each interval
 TCP_IDLE_SECONDS = 10
