@@ -15,7 +15,7 @@ import pytest
 from cophub.netfilter import snapshot
 from cophub.netfilter.tests.dnspeers import Authority, group, write_policy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.dbfree]
 
 LISTS = [
     {"category": "adult", "text": "||adult-site.test^\n@@||ok.adult-site.test^\n", "name": "Danh sách người lớn"},

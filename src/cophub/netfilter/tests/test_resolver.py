@@ -17,6 +17,8 @@ import pytest
 from cophub.netfilter import snapshot
 from cophub.netfilter.tests.dnspeers import Authority, RunningResolver, group, write_policy
 
+pytestmark = pytest.mark.dbfree
+
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 

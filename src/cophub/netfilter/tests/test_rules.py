@@ -32,6 +32,8 @@ from cophub.netfilter.rules import (
     refuse_reason,
 )
 
+pytestmark = pytest.mark.dbfree
+
 
 def names(parsed, kind):
     return sorted(parsed.names[kind])

@@ -21,6 +21,8 @@ import pytest
 from cophub.netfilter import dnswire as wire
 from cophub.netfilter.tests.dnspeers import Authority, RunningResolver, write_policy
 
+pytestmark = pytest.mark.dbfree
+
 SEED = 20261201
 
 
