@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,6 +14,31 @@ from cophub.evidence import crypto, vault
 from cophub.orgs.models import Role, Unit, UnitKind
 
 TASKS_IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default"]}}
+
+
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """With COPHUB_TESTS_DATABASE_ONLY=1 (CI's second pass, on PostgreSQL), keep only
+    the tests that can reach a database: those marked django_db or using a
+    database fixture, and the slow and browser ones, which start real hub
+    processes on the environment's database. The others (marked dbfree or
+    not) ran in the first pass and would only do the same again."""
+    if os.environ.get("COPHUB_TESTS_DATABASE_ONLY") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        reaches_database = (
+            item.get_closest_marker("django_db") is not None
+            or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or item.get_closest_marker("slow") is not None
+            or item.get_closest_marker("browser") is not None
+        ) and item.get_closest_marker("dbfree") is None
+        (keep if reaches_database else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)
