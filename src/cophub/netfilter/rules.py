@@ -16,7 +16,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from typing import Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from xxhash import xxh3_64_intdigest
+
+from . import snapshot
 
 # --- flags of a table entry (docs/netfilter.md, "Compiled rules") ---------
 
@@ -793,20 +794,8 @@ def _pattern_entries(parsed_by_slot: dict[int, ParsedList]) -> list[dict]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    """Write through `write(handle)` to a temporary file, then rename: readers see old or new, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Readers see the old file or the new one, never a part (temporary files end in .tmp for prune)."""
+    snapshot.write_with(path, write, suffix=".tmp")
 
 
 def _write_bin(path: Path, count: int, keys, flags) -> None:

@@ -25,17 +25,18 @@ def ensure(state_dir: Path) -> Path:
     return state_dir
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new one, never a part.
+def write_with(path: Path, write, *, durable: bool = True, suffix: str = "") -> None:
+    """Write through `write(handle)` to a temporary file beside `path`, then rename it
+    over `path`: a reader sees the old file or the new one, never a part.
 
     `durable=False` skips the fsync: for files that are rewritten every few
     seconds and worthless after a crash (the resolver's status), where an
     fsync on a busy disk would stall the resolver's loop."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
@@ -46,6 +47,10 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    write_with(path, lambda handle: handle.write(data), durable=durable)
 
 
 def write_json(path: Path, data: dict, *, durable: bool = True) -> None:
