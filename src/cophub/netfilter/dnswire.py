@@ -63,6 +63,22 @@ class Query:
         self.do = False
         self.edns_version = 0
 
+    def upstream_question(self) -> bytes:
+        """The question as asked upstream: the name in lower case (length bytes are < 64, which
+        lower() leaves alone), then the type and class as they came."""
+        question = self.name_wire + self.question[-4:]
+        return self.question if question == self.question else question
+
+    def shape(self) -> Query:
+        """What every query with the same bytes after its ID shares, for answering them
+        (the name's other forms are not kept: a resolver keeps many of these)."""
+        shape = Query()
+        for attr in ("flags", "qend", "question", "qtype", "qclass", "edns", "udp_size", "do", "edns_version", "text"):
+            setattr(shape, attr, getattr(self, attr))
+        shape.id = b"\x00\x00"  # a placeholder of the right length: each query's own ID travels beside it
+        shape.name = shape.name_wire = b""
+        return shape
+
     @property
     def reply_limit(self) -> int:
         """The largest UDP answer this client accepts."""
@@ -313,9 +329,9 @@ def render(answer: Answer, age: int) -> bytes:
 # --- Upstream ---------------------------------------------------------------
 
 
-def upstream_query(qid: int, name_wire: bytes, qtype: int, qclass: int) -> bytes:
-    """Our query upstream: recursion desired, EDNS with our payload size."""
-    return _HEADER.pack(qid, RD, 1, 0, 0, 1) + name_wire + _TYPE_CLASS.pack(qtype, qclass) + OPT_RECORD
+def upstream_query(qid: int, question: bytes) -> bytes:
+    """Our query upstream for `question` (name, type, class): recursion desired, EDNS with our payload size."""
+    return _HEADER.pack(qid, RD, 1, 0, 0, 1) + question + OPT_RECORD
 
 
 class UpstreamReply:

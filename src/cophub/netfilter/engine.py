@@ -130,9 +130,12 @@ class GroupPolicy:
         self.active_unblocks: dict[bytes, float] = {}
         self.next_change = 0.0
         self.seconds_left = 0  # until next_change, refreshed every second: caps the TTLs handed out
-        # This group's answers, keyed by the query's bytes after its ID (resolver's fast path),
-        # and its decisions by name (for names whose answers cannot be cached).
+        # This group's answers, keyed by the query's bytes after its ID (resolver's fast path);
+        # its verdicts by the same key: a blocked name's whole answer, or "forward" with the
+        # parsed question (so a name seen before is not parsed or decided again); and its
+        # decisions by name (TCP, and questions the verdicts do not cover).
         self.cache: dict = {}
+        self.verdicts: dict = {}
         self.decisions: dict[bytes, Decision] = {}
 
     def refresh(self, now: float) -> bool:
@@ -224,13 +227,16 @@ class GroupPolicy:
 class Client:
     """What the resolver remembers about one source address (reset on every policy change)."""
 
-    __slots__ = ("group", "count", "limit", "cache", "log_id", "allowed")
+    __slots__ = ("group", "count", "limit", "cache", "verdicts", "log_id", "allowed")
 
     def __init__(self, group: GroupPolicy, limit: int, log_id: str, allowed: bool):
         self.group = group
         self.count = 0
         self.limit = limit
-        self.cache = group.cache
+        # A source the resolver refuses never reads the group's answers (no open resolver):
+        # its own empty dictionaries send every query of it down the slow path, which refuses.
+        self.cache = group.cache if allowed else {}
+        self.verdicts = group.verdicts if allowed else {}
         self.log_id = log_id
         self.allowed = allowed
 

@@ -35,6 +35,7 @@ from .dnswire import WireError
 
 log = logging.getLogger("cophub.netfilter.resolver")
 
+VERDICTS = 100_000  # verdicts kept per group (names blocked or forwarded, by query shape)
 BATCH = 64  # packets read per wake-up before the loop looks at other sockets (bounds the wait of the others)
 SOCKETS_PER_UPSTREAM = 8
 SOCKET_ROTATE_SECONDS = 60  # a new random source port for one socket each interval
@@ -103,21 +104,28 @@ class Upstream:
 
 
 class Waiter:
-    """A client query waiting for its answer: where to send it, and its cache slot."""
+    """A client query waiting for its answer: where to send it, and its cache slot.
 
-    __slots__ = ("q", "sock", "addr", "writer", "client", "key")
+    `q` may be shared by every query with the same cache key (a verdict's parsed
+    question): what differs between them, the ID and the largest answer the
+    client takes, is kept here.
+    """
 
-    def __init__(self, q, client, sock=None, addr=None, writer=None, key=None):
+    __slots__ = ("q", "sock", "addr", "writer", "client", "key", "id", "limit")
+
+    def __init__(self, q, client, sock=None, addr=None, writer=None, key=None, qid=None, limit=0):
         self.q, self.client, self.sock, self.addr, self.writer, self.key = q, client, sock, addr, writer, key
+        self.id = q.id if qid is None else qid
+        self.limit = limit or q.reply_limit
 
 
 class Pending:
     """One query in flight to an upstream, shared by every client asking the same question."""
 
-    __slots__ = ("question", "name_wire", "qtype", "qclass", "waiters", "sent_at", "tried", "qid", "sock", "upstream", "then")
+    __slots__ = ("question", "waiters", "sent_at", "tried", "qid", "sock", "upstream", "then")
 
-    def __init__(self, question: bytes, name_wire: bytes, qtype: int, qclass: int):
-        self.question, self.name_wire, self.qtype, self.qclass = question, name_wire, qtype, qclass
+    def __init__(self, question: bytes):
+        self.question = question  # the name in lower case, its type and class, as sent upstream
         self.waiters: list = []
         self.tried: list[Upstream] = []
         self.sent_at = 0.0
@@ -429,7 +437,8 @@ class Resolver:
                 continue
             end = packet.find(b"\x00", 12) + 5
             if end > 16:
-                entry = client.cache.get(packet[2:end])
+                key = packet[2:end]
+                entry = client.cache.get(key)
                 if entry is not None and entry[0] > now:
                     if entry[4] != second:
                         entry[1] = wire.render(entry[2], second - entry[3])
@@ -442,6 +451,31 @@ class Resolver:
                             self.counters.bump("send_errors")
                         key = (client.log_id, entry[5])
                         logc[key] = logc.get(key, 0) + 1
+                        continue
+                verdict = client.verdicts.get(key)
+                if verdict is not None:
+                    # A question seen before: what parse_query would check of the rest of
+                    # the packet (nothing after the question, or one well-formed EDNS
+                    # version 0 record) and the largest answer the client takes.
+                    size = len(packet)
+                    if not packet[11]:
+                        limit = 512 if size == end else 0
+                    elif (size >= end + 11 and packet[end:end + 3] == b"\x00\x00\x29" and not packet[end + 6]
+                          and size == end + 11 + (packet[end + 9] << 8 | packet[end + 10])):
+                        limit = max(512, packet[end + 3] << 8 | packet[end + 4])
+                    else:
+                        limit = 0
+                    if limit:
+                        tail = verdict[0]
+                        if tail is not None:  # blocked: the whole answer after the ID
+                            try:
+                                send(packet[:2] + tail, addr)
+                            except OSError:
+                                self.counters.bump("send_errors")
+                            key = (client.log_id, verdict[1])
+                            logc[key] = logc.get(key, 0) + 1
+                        else:
+                            self._forward(Waiter(verdict[1], client, sock, addr, None, key, packet[:2], limit), verdict[2], verdict[3])
                         continue
             self._slow_udp(packet, sock, addr, client)
 
@@ -531,37 +565,67 @@ class Resolver:
         group = client.group
         known = group.decisions.get(q.name)
         if known is None:
-            known = (group.decide(q.name), _name_text(q.name))
-            if len(group.decisions) >= 100_000:
-                group.decisions.clear()
-            group.decisions[q.name] = known
-        decision, q.text = known
+            decision, q.text = group.decide(q.name), _name_text(q.name)
+        else:
+            decision, q.text = known
         if decision.kind == engine.BLOCK:
-            answer = self._blocked_answer(q, decision)
             ttl = min(policy.blocked_ttl, self._seconds_to_change(group))
+            answer = self._blocked_answer(q, decision, ttl)
+            if w.key is not None and ttl == policy.blocked_ttl and len(answer.tail) < 511:
+                # The same answer for every query of this shape until the policy or the
+                # schedule changes (verdicts are cleared then, and ten seconds before).
+                log = self._log_key(client, q, "blocked", decision)
+                if log[5] == log[1]:
+                    log = log[:5] + (log[1],)  # a hosts-file rule is the name: one string for both
+                self._remember(client.verdicts, w.key, (answer.tail, log))
+                self._send(w, answer.tail, log)
+                return
+            self._remember_decision(group, q, known, decision)
             self._finish(w, answer, "blocked", decision, cache_for=ttl)
             return
         if decision.kind == engine.FORWARD and group.safe:
             target = group.safe.get(q.name)
             if target is not None:
+                self._remember_decision(group, q, known, decision)
                 self._safe_search(w, target)
                 return
         if q.qtype == wire.ANY:
             # RFC 8482: a minimal answer instead of everything (no amplification).
+            self._remember_decision(group, q, known, decision)
             hinfo = wire.rr(wire.POINTER_TO_QUESTION, wire.HINFO, 3600, b"\x07RFC8482\x00")
             self._finish(w, wire.build_answer(q, wire.NOERROR, [hinfo]), "forwarded", decision, cache_for=3600)
             return
-        self._forward(w, decision)
+        question = q.upstream_question()
+        if w.key is not None:
+            self._remember(client.verdicts, w.key, (None, q.shape(), decision, question))
+        else:
+            self._remember_decision(group, q, known, decision)
+        self._forward(w, decision, question)
+
+    @staticmethod
+    def _remember(verdicts: dict, key: bytes, verdict: tuple) -> None:
+        if len(verdicts) >= VERDICTS:
+            Resolver._trim(verdicts)
+        verdicts[key] = verdict
+
+    @staticmethod
+    def _remember_decision(group: engine.GroupPolicy, q, known, decision: engine.Decision) -> None:
+        """Decisions by name, for the queries verdicts do not cover (TCP, safe search, ANY)."""
+        if known is None:
+            if len(group.decisions) >= VERDICTS:
+                group.decisions.clear()
+            group.decisions[q.name] = (decision, q.text)
 
     @staticmethod
     def _seconds_to_change(group: engine.GroupPolicy) -> int:
         return group.seconds_left
 
-    def _blocked_answer(self, q, decision: engine.Decision) -> wire.Answer:
+    def _blocked_answer(self, q, decision: engine.Decision, ttl: int) -> wire.Answer:
         """The answer for a blocked name: the records are the same for every name
-        (they point at the question), only the question and the rule differ."""
+        (they point at the question), only the question and the rule differ.
+        `ttl` below the policy's blocked TTL: the rules change sooner."""
         specs = self._blocked_specs
-        rcode, an, ns, body, ttl_at, ttl = specs.get(q.qtype) or specs[0]
+        rcode, an, ns, body, ttl_at, full_ttl = specs.get(q.qtype) or specs[0]
         if q.edns:
             opt = decision.ede_opt
             if not opt:
@@ -569,7 +633,10 @@ class Resolver:
             tail = _COUNTS.pack(wire.reply_flags(q.flags, rcode), 1, an, ns, 1) + q.question + body + opt
         else:
             tail = _COUNTS.pack(wire.reply_flags(q.flags, rcode), 1, an, ns, 0) + q.question + body
-        return wire.Answer(tail, (10 + len(q.question) + ttl_at,), (ttl,))
+        answer = wire.Answer(tail, (10 + len(q.question) + ttl_at,), (full_ttl,))
+        if ttl < full_ttl:
+            answer = wire.Answer(wire.render(answer, full_ttl - ttl), answer.ttl_offsets, (ttl,))
+        return answer
 
     @staticmethod
     def blocked_specs(policy: engine.Policy) -> dict[int, tuple]:
@@ -624,12 +691,12 @@ class Resolver:
         if w.writer is not None:
             if w.writer.is_closing():
                 return
-            data = q.id + tail
+            data = w.id + tail
             w.writer.write(len(data).to_bytes(2, "big") + data)
         else:
-            if len(tail) + 2 > q.reply_limit:
+            if len(tail) + 2 > w.limit:
                 tail = wire.truncated(q).tail
-            self._safe_send(w.sock, q.id + tail, w.addr)
+            self._safe_send(w.sock, w.id + tail, w.addr)
         if log is not None:
             key = (w.client.log_id, log)
             self.logc[key] = self.logc.get(key, 0) + 1
@@ -644,13 +711,8 @@ class Resolver:
 
     # --- forwarding -------------------------------------------------------------
 
-    def _forward(self, w: Waiter, decision: engine.Decision, name_wire: bytes | None = None, qtype: int | None = None, then=None) -> None:
-        q = w.q
-        if name_wire is None:
-            name_wire, qtype = q.name_wire, q.qtype
-            question = name_wire + q.question[-4:]
-        else:
-            question = name_wire + struct.pack(">HH", qtype, q.qclass)
+    def _forward(self, w: Waiter, decision: engine.Decision, question: bytes, then=None) -> None:
+        """Answer from the upstream cache, or join or start the upstream query for `question`."""
         cached = self.upcache.get(question)
         now = time.monotonic()
         if cached is not None:
@@ -665,7 +727,7 @@ class Resolver:
             del self.upcache[question]
         pending = self.inflight.get(question)
         if pending is None:
-            pending = Pending(question, name_wire, qtype, q.qclass)
+            pending = Pending(question)
             self.inflight[question] = pending
             pending.waiters.append((w, decision, then))
             self._send_upstream(pending)
@@ -812,7 +874,7 @@ class Resolver:
         """The UDP answer was truncated: ask the same upstream over TCP (RFC 7766)."""
         timeout = self.policy.timeout * 2
         qid = _random.u16()
-        query = wire.upstream_query(qid, pending.name_wire, pending.qtype, pending.qclass)
+        query = wire.upstream_query(qid, pending.question)
         writer = None
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(upstream.host, upstream.port), timeout)
@@ -919,7 +981,7 @@ class Resolver:
             cache_for = min(ttl, self._seconds_to_change(w.client.group))
             self._finish(w, wire.build_answer(q, wire.NOERROR, answers), "safe_search", decision, cache_for=cache_for)
 
-        self._forward(w, decision, name_wire=target_wire, qtype=q.qtype, then=then)
+        self._forward(w, decision, target_wire + q.question[-4:], then=then)
 
     # --- every second -------------------------------------------------------
 
@@ -933,6 +995,11 @@ class Resolver:
             for group in self.policy.refresh(time.time()):
                 group.cache.clear()  # a slot started or ended, an unblock ran out
                 group.decisions.clear()
+                group.verdicts.clear()
+            blocked_ttl = self.policy.blocked_ttl
+            for group in self.policy.all_groups:
+                if group.seconds_left <= blocked_ttl and group.verdicts:
+                    group.verdicts.clear()  # no blocked answer may outlive the coming change
             self._flush_log()
             now = time.monotonic()
             if now - self._last_status >= STATUS_SECONDS:

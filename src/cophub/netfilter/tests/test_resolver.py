@@ -100,6 +100,96 @@ def test_mixed_case_and_no_edns_queries(state, authority, running):
     assert response.edns < 0
 
 
+def _raw(resolver, wire: bytes, timeout: float = 2.0) -> bytes | None:
+    """Send bytes as they are; the reply's bytes, or None when there is none."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(wire, ("127.0.0.1", resolver.port))
+        try:
+            return sock.recvfrom(4096)[0]
+        except TimeoutError:
+            return None
+
+
+@pytest.mark.parametrize("edns", [True, False])
+def test_a_question_seen_before_is_answered_alike(state, running, edns):
+    """The second and later queries of a name take the verdict path: same answers, each with its own ID."""
+    upstream = Authority(ttl=0).start()  # TTL 0: never cached, every query goes upstream
+    try:
+        upstream.add("fresh.fwd.test", "A", "192.0.2.30")
+        write_policy(state, upstream_port=upstream.port, lists=LISTS,
+                     groups=[group(1, "127.0.0.0/8", categories=["adult", "gambling"])])
+        resolver = running()
+        for _ in range(3):
+            blocked = ask(resolver, "casino.test", edns=edns)  # dnspython checks the ID and the question
+            assert blocked.rcode() == dns.rcode.NXDOMAIN
+            assert (blocked.edns >= 0) is edns
+            if edns:
+                assert blocked.extended_errors()[0].text == "||casino.test^"
+            forwarded = ask(resolver, "fresh.fwd.test", edns=edns)
+            assert addresses(forwarded) == ["192.0.2.30"]
+            assert (forwarded.edns >= 0) is edns
+        assert sum(1 for name, _type, _transport in upstream.queries if name == "fresh.fwd.test.") == 3
+        # Another type of the same name is a question of its own.
+        assert ask(resolver, "casino.test", "AAAA", edns=edns).rcode() == dns.rcode.NXDOMAIN
+    finally:
+        upstream.stop()
+
+
+def test_the_verdict_path_checks_what_follows_the_question(state, authority, running):
+    write_policy(state, upstream_port=authority.port, lists=LISTS, groups=[group(1, "127.0.0.0/8", categories=["gambling"])])
+    resolver = running()
+    plain = dns.message.make_query("casino.test", "A", use_edns=False)
+    plain.id = 0x1111
+    with_edns = dns.message.make_query("casino.test", "A", use_edns=0)
+    with_edns.id = 0x2222
+    for query in (plain, with_edns):  # the verdicts are made
+        assert dns.message.from_wire(_raw(resolver, query.to_wire())).rcode() == dns.rcode.NXDOMAIN
+    # Trailing bytes after a question without EDNS: malformed, dropped, not answered from the verdict.
+    assert _raw(resolver, plain.to_wire() + b"\x00\x00", timeout=0.3) is None
+    # A second record where the EDNS record should be alone: dropped.
+    assert _raw(resolver, with_edns.to_wire() + b"\x00", timeout=0.3) is None
+    # EDNS version 1 with the same question bytes: BADVERS, not the blocked answer.
+    newer = dns.message.make_query("casino.test", "A", use_edns=1)
+    newer.id = 0x3333
+    reply = dns.message.from_wire(_raw(resolver, newer.to_wire()))
+    assert reply.rcode() == dns.rcode.BADVERS and not reply.answer and not reply.authority
+    # A large EDNS payload is honoured on the verdict path (the answer is small either way).
+    big = dns.message.make_query("casino.test", "A", use_edns=0, payload=4096)
+    big.id = 0x4444
+    reply = dns.message.from_wire(_raw(resolver, big.to_wire()))
+    assert reply.id == 0x4444 and reply.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_blocked_answers_never_outlive_a_coming_change(state, authority, running):
+    """A blocked answer given ten seconds before the rules change carries a TTL that ends by then."""
+    until = (datetime.now(VN) + timedelta(seconds=5)).isoformat()
+    write_policy(state, upstream_port=authority.port, lists=LISTS, settings={"blocked_ttl": 3}, groups=[
+        group(1, "127.0.0.0/8", categories=["gambling"], unblocks=[{"domain": "other.test", "until": until}]),
+    ])
+    resolver = running()
+    assert ask(resolver, "casino.test").authority[0].ttl == 3  # 5 s to the change: the full TTL (a verdict is kept)
+    time.sleep(3.2)  # now under 2 s to the change: the verdict is gone, the TTL is capped
+    late = ask(resolver, "casino.test")
+    assert late.rcode() == dns.rcode.NXDOMAIN
+    assert late.authority[0].ttl <= 2
+
+
+def test_a_refused_source_never_reads_the_groups_answers(state, authority):
+    from cophub.netfilter import engine
+
+    write_policy(state, upstream_port=authority.port, groups=[group(1, "203.0.113.0/24")])
+    policy = engine.load(state, snapshot.read_json(state / "policy.json"))
+    policy.refresh(time.time())
+    inside, outside = policy.client("203.0.113.9"), policy.client("8.8.4.4")
+    assert inside.cache is inside.group.cache and inside.verdicts is inside.group.verdicts
+    inside.cache[b"key"] = "an answer"
+    inside.verdicts[b"key"] = "a verdict"
+    assert outside.cache == {} and outside.verdicts == {}
+
+
 def test_concurrent_identical_queries_share_one_upstream_query(state, authority, running):
     import socket
 

@@ -76,7 +76,7 @@ def test_built_answers_read_back_with_dnspython():
 
 
 def test_upstream_reply_is_re_served_with_the_clients_question():
-    upstream_query = wire.upstream_query(0x4242, wire.dotted_to_wire(b"www.example.test"), 1, 1)
+    upstream_query = wire.upstream_query(0x4242, wire.dotted_to_wire(b"www.example.test") + b"\x00\x01\x00\x01")
     reply = _reply(upstream_query, "www.example.test. 300 IN A 192.0.2.1", "www.example.test. 100 IN A 192.0.2.2")
     parsed = wire.parse_reply(reply, 0x4242, wire.dotted_to_wire(b"www.example.test") + b"\x00\x01\x00\x01")
     assert parsed.cache_ttl == 100
@@ -130,7 +130,7 @@ def test_fuzz_parsers_raise_only_wire_errors():
     rng = random.Random(SEED)
     queries = [_query(), _query("a.b.c.example.test", "TXT", use_edns=0), _query("x.test", "AAAA", use_edns=0, payload=4096)]
     asked = wire.dotted_to_wire(b"www.example.test") + b"\x00\x01\x00\x01"
-    upstream_query = wire.upstream_query(7, wire.dotted_to_wire(b"www.example.test"), 1, 1)
+    upstream_query = wire.upstream_query(7, wire.dotted_to_wire(b"www.example.test") + b"\x00\x01\x00\x01")
     replies = [
         _reply(upstream_query, "www.example.test. 300 IN A 192.0.2.1"),
         _reply(upstream_query, "www.example.test. 300 IN CNAME other.example.test.", "other.example.test. 30 IN A 192.0.2.9"),
