@@ -347,17 +347,19 @@ class UpstreamReply:
 
 def parse_reply(packet: bytes, qid: int, question_lower: bytes) -> UpstreamReply:
     """Check an upstream reply against the question we asked and index its records."""
-    if len(packet) < HEADER_LEN:
+    size = len(packet)
+    if size < HEADER_LEN:
         raise WireError("too short")
     rid, flags, qd, an, ns, ar = _HEADER.unpack_from(packet)
     if rid != qid or not flags & QR or qd != 1:
         raise WireError("not the reply we wait for")
     qend = HEADER_LEN + len(question_lower)
-    if packet[HEADER_LEN:qend].lower() != question_lower:
+    asked = packet[HEADER_LEN:qend]
+    if asked != question_lower and asked.lower() != question_lower:
         raise WireError("reply to another question")
     reply = UpstreamReply()
     reply.flags = flags
-    reply.rcode = flags & 0xF
+    reply.rcode = rcode = flags & 0xF
     reply.truncated = bool(flags & TC)
     reply.qend = qend
     if reply.truncated:
@@ -372,28 +374,35 @@ def parse_reply(packet: bytes, qid: int, question_lower: bytes) -> UpstreamReply
     off = qend
     kept_ar = 0
     cut = None
-    for index in range(an + ns + ar):
+    unpack_fixed = _RR_FIXED.unpack_from
+    authority_end = an + ns
+    for index in range(authority_end + ar):
         start = off
-        off = skip_name(packet, off)
-        if off + 10 > len(packet):
-            raise WireError("record cut short")
-        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(packet, off)
+        # A name: most records' owner is a pointer to the question (two bytes).
+        if off < size and packet[off] >= 0xC0:
+            off += 2
+        else:
+            off = skip_name(packet, off)
         rdata_at = off + 10
+        if rdata_at > size:
+            raise WireError("record cut short")
+        rtype, _rclass, ttl, rdlen = unpack_fixed(packet, off)
         off = rdata_at + rdlen
-        if off > len(packet):
+        if off > size:
             raise WireError("record data cut short")
         if ttl > 0x7FFFFFFF:  # RFC 2181: a TTL with the top bit set means zero
             ttl = 0
         if rtype == OPT:
-            if index < an + ns:
+            if index < authority_end:
                 raise WireError("EDNS record outside the additional section")
             cut = start  # drop it and what follows: nothing before points forward
             break
         offsets.append(rdata_at - 6 - qend)
         ttls.append(ttl)
         if index < an:
-            answer_ttl = ttl if answer_ttl is None else min(answer_ttl, ttl)
-        elif index < an + ns:
+            if answer_ttl is None or ttl < answer_ttl:
+                answer_ttl = ttl
+        elif index < authority_end:
             if rtype == SOA and rdlen >= 22:
                 minimum = _U32.unpack_from(packet, off - 4)[0]
                 negative_ttl = min(ttl, minimum)
@@ -401,15 +410,15 @@ def parse_reply(packet: bytes, qid: int, question_lower: bytes) -> UpstreamReply
             kept_ar += 1
     if cut is None:
         cut = off
-        if off != len(packet):
+        if off != size:
             raise WireError("trailing bytes")
     reply.an, reply.ns, reply.ar = an, ns, kept_ar
     reply.body = packet[qend:cut]
     reply.ttl_offsets = tuple(offsets)
     reply.ttls = tuple(ttls)
-    if reply.rcode == NOERROR and an:
+    if rcode == NOERROR and an:
         reply.cache_ttl = answer_ttl or 0
-    elif reply.rcode in (NOERROR, NXDOMAIN):
+    elif rcode == NOERROR or rcode == NXDOMAIN:
         reply.cache_ttl = negative_ttl or 0
     else:
         reply.cache_ttl = 0

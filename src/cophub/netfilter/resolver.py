@@ -43,6 +43,9 @@ TCP_IDLE_SECONDS = 10
 TCP_MAX_CLIENTS = 256
 MAX_CACHE_TTL = 86400
 SWEEP_SECONDS = 0.05
+# We tell upstreams (EDNS) to send at most 1232 bytes over UDP; a longer datagram is cut
+# here, fails to parse and counts as a bad reply, and the query is retried or fails.
+UPSTREAM_DATAGRAM = 4096
 LOG_ROTATE_SECONDS = 2.0
 FULL_GC_SECONDS = 3600
 STATUS_SECONDS = 2.0
@@ -66,6 +69,8 @@ class RandomPool:
 
 _random = RandomPool()
 _COUNTS = struct.Struct(">HHHHH")
+_REPLY_FLAGS = wire.QR | wire.RA  # as wire.reply_flags, inlined where every forwarded answer passes
+_COPIED_FLAGS = wire.RD | wire.CD
 _QUERY_FLAGS_COUNTS = struct.pack(">HHHHH", wire.RD, 1, 0, 0, 1)  # recursion desired, one question, our EDNS record
 
 
@@ -770,12 +775,16 @@ class Resolver:
             self._fail(pending)
             return
         pending.tried.append(upstream)
-        try:
-            sock = self._upstream_socket(upstream)
-        except OSError:
-            upstream.failed(now)
-            self._send_upstream(pending)
-            return
+        sockets = upstream.sockets
+        if len(sockets) == SOCKETS_PER_UPSTREAM:
+            sock = sockets[_random.u16() % SOCKETS_PER_UPSTREAM]
+        else:
+            try:
+                sock = self._upstream_socket(upstream)
+            except OSError:
+                upstream.failed(now)
+                self._send_upstream(pending)
+                return
         base = sock.fileno() << 16
         qid = _random.u16()
         while base | qid in self.pending:
@@ -829,9 +838,11 @@ class Resolver:
     def _on_upstream(self, sock: socket.socket, upstream: Upstream) -> None:
         base = sock.fileno() << 16
         pendings = self.pending
+        recv = sock.recv
+        now = time.monotonic()
         for _ in range(BATCH):
             try:
-                data = sock.recv(65535)
+                data = recv(UPSTREAM_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionRefusedError:
@@ -865,10 +876,10 @@ class Resolver:
                 continue
             upstream.failures = 0
             if upstream.down_until:
-                upstream.answered(time.monotonic())
+                upstream.answered(now)
             else:
-                upstream.last_answer = time.monotonic()
-            self._resolved(pending, reply)
+                upstream.last_answer = now
+            self._resolved(pending, reply, now)
 
     async def _tcp_upstream(self, pending: Pending, upstream: Upstream) -> None:
         """The UDP answer was truncated: ask the same upstream over TCP (RFC 7766)."""
@@ -896,9 +907,10 @@ class Resolver:
         upstream.answered(time.monotonic())
         self._resolved(pending, reply)
 
-    def _resolved(self, pending: Pending, reply: wire.UpstreamReply) -> None:
+    def _resolved(self, pending: Pending, reply: wire.UpstreamReply, now: float | None = None) -> None:
         self.inflight.pop(pending.question, None)
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         second = int(now)
         if reply.cache_ttl > 0 and reply.rcode in (wire.NOERROR, wire.NXDOMAIN):
             if len(self.upcache) >= self.policy.cache_size:
@@ -907,18 +919,28 @@ class Resolver:
         if reply.cache_ttl <= 0:
             # Nothing to keep (TTL 0, SERVFAIL …): the reply goes out as it came, with the
             # client's ID, flags and question (the common case for names that change often).
-            body = reply.body
-            counts = reply.an, reply.ns, reply.ar
+            body, an, ns, ar, rcode = reply.body, reply.an, reply.ns, reply.ar, reply.rcode
+            logc = self.logc
             for w, decision, then in pending.waiters:
                 if then is not None:
                     then(reply, second)
                     continue
                 q = w.q
-                tail = _COUNTS.pack(wire.reply_flags(q.flags, reply.rcode), 1, counts[0], counts[1],
-                                    counts[2] + 1 if q.edns else counts[2]) + q.question + body
+                flags = _REPLY_FLAGS | (q.flags & _COPIED_FLAGS) | rcode
                 if q.edns:
-                    tail += wire.OPT_RECORD
-                self._send(w, tail, (w.client.group.id, q.text, q.qtype, "forwarded", decision.category, decision.log_rule))
+                    tail = _COUNTS.pack(flags, 1, an, ns, ar + 1) + q.question + body + wire.OPT_RECORD
+                else:
+                    tail = _COUNTS.pack(flags, 1, an, ns, ar) + q.question + body
+                log = (w.client.group.id, q.text, q.qtype, "forwarded", decision.category, decision.log_rule)
+                if w.writer is None and len(tail) + 2 <= w.limit:
+                    try:
+                        w.sock.sendto(w.id + tail, w.addr)
+                    except OSError:
+                        self.counters.bump("send_errors")
+                    key = (w.client.log_id, log)
+                    logc[key] = logc.get(key, 0) + 1
+                else:  # TCP, or too long for the client: truncated
+                    self._send(w, tail, log)
             return
         for w, decision, then in pending.waiters:
             if then is not None:
