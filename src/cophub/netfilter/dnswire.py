@@ -73,10 +73,11 @@ class Query:
         """What every query with the same bytes after its ID shares, for answering them
         (the name's other forms are not kept: a resolver keeps many of these)."""
         shape = Query()
-        for attr in ("flags", "qend", "question", "qtype", "qclass", "edns", "udp_size", "do", "edns_version", "text"):
-            setattr(shape, attr, getattr(self, attr))
         shape.id = b"\x00\x00"  # a placeholder of the right length: each query's own ID travels beside it
+        shape.flags, shape.qend, shape.question, shape.qtype, shape.qclass = self.flags, self.qend, self.question, self.qtype, self.qclass
+        shape.edns, shape.udp_size, shape.do, shape.edns_version = self.edns, self.udp_size, self.do, self.edns_version
         shape.name = shape.name_wire = b""
+        shape.text = self.text
         return shape
 
     @property

@@ -36,7 +36,8 @@ class Decision:
     ede_opt: bytes = field(init=False, default=b"")  # the EDNS record naming the rule (set by the resolver)
 
     def __post_init__(self) -> None:
-        self.log_rule = self.rule.translate(_CONTROLS)[:300] if self.rule else ""
+        rule = self.rule
+        self.log_rule = rule if rule.isprintable() and len(rule) <= 300 else rule.translate(_CONTROLS)[:300]
 
 
 FORWARD_DECISION = Decision(FORWARD)
@@ -61,10 +62,7 @@ def mask_for(table: RuleTable, categories) -> int:
 
 
 def slot_info(table: RuleTable, slot: int) -> dict:
-    for info in table.slots:
-        if int(info["slot"]) == slot:
-            return info
-    return {}
+    return table.slot_by_number.get(slot, {})
 
 
 def _minutes(text: str) -> int:
@@ -116,6 +114,7 @@ class GroupPolicy:
         self.base_services = tuple(data.get("blocked_services", ()))
         self.allow = SmallRules(parse_rules(data.get("allow", ())))
         self.deny = SmallRules(parse_rules(data.get("deny", ())))
+        self.has_allow, self.has_deny = bool(self.allow), bool(self.deny)  # most groups have neither: no call per name
         self.safe = safesearch.build_map(data.get("safe_search") or {})
         self.slots = [Slot(slot) for slot in data.get("slots", ())]
         self.unblocks = []
@@ -193,14 +192,16 @@ class GroupPolicy:
             for parent in parents(name):
                 if parent in self.active_unblocks:
                     return Decision(ALLOW, f"unblock:{parent.decode('ascii', 'replace')}")
-        rule = self.allow.match(name)
-        if rule is not None:
-            return Decision(ALLOW, f"custom-allow:{rule}")
+        if self.has_allow:
+            rule = self.allow.match(name)
+            if rule is not None:
+                return Decision(ALLOW, f"custom-allow:{rule}")
         if self.block_all is not None:
             return Decision(BLOCK, f"schedule:{self.block_all.label}", "schedule")
-        rule = self.deny.match(name)
-        if rule is not None:
-            return Decision(BLOCK, f"custom:{rule}", "custom")
+        if self.has_deny:
+            rule = self.deny.match(name)
+            if rule is not None:
+                return Decision(BLOCK, f"custom:{rule}", "custom")
         if self.blocked_services:
             for parent in parents(name):
                 service = self.blocked_services.get(parent)
@@ -210,7 +211,7 @@ class GroupPolicy:
         if match is not None:
             if match.allow:
                 return Decision(ALLOW, match.rule)
-            return Decision(BLOCK, match.rule, slot_info(self.table, match.slot).get("category", ""))
+            return Decision(BLOCK, match.rule, self.table.category_by_slot.get(match.slot, ""))
         return FORWARD_DECISION
 
     def explain(self, name: bytes) -> tuple[Decision, str]:

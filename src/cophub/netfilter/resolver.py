@@ -482,7 +482,7 @@ class Resolver:
                         else:
                             self._forward(Waiter(verdict[1], client, sock, addr, None, key, packet[:2], limit), verdict[2], verdict[3])
                         continue
-            self._slow_udp(packet, sock, addr, client)
+            self._slow_udp(packet, sock, addr, client, end)
 
     @staticmethod
     def _fits(packet: bytes, end: int, tail: bytes) -> bool:
@@ -491,7 +491,9 @@ class Resolver:
             return False
         return len(tail) + 2 <= struct.unpack_from(">H", packet, end + 3)[0]
 
-    def _slow_udp(self, packet: bytes, sock, addr, client: engine.Client) -> None:
+    def _slow_udp(self, packet: bytes, sock, addr, client: engine.Client, end: int) -> None:
+        """A question not seen before (or malformed): parse, decide, answer. `end` is where the
+        question ends if the name has no zero byte inside (the hot path's cache key)."""
         try:
             q = wire.parse_query(packet)
         except WireError:
@@ -500,10 +502,7 @@ class Resolver:
             if reply is not None:
                 self._safe_send(sock, reply, addr)
             return
-        key = None
-        if packet.find(b"\x00", 12) + 5 == q.qend:
-            key = packet[2:q.qend]
-        self._answer(Waiter(q, client, sock, addr, None, key))
+        self._answer(Waiter(q, client, sock, addr, None, packet[2:end] if end == q.qend else None))
 
     @staticmethod
     def _notimp(packet: bytes) -> bytes | None:
@@ -574,18 +573,21 @@ class Resolver:
         else:
             decision, q.text = known
         if decision.kind == engine.BLOCK:
-            ttl = min(policy.blocked_ttl, self._seconds_to_change(group))
-            answer = self._blocked_answer(q, decision, ttl)
-            if w.key is not None and ttl == policy.blocked_ttl and len(answer.tail) < 511:
+            full_ttl = policy.blocked_ttl
+            ttl = group.seconds_left if group.seconds_left < full_ttl else full_ttl
+            tail, ttl_at = self._blocked_tail(q, decision)
+            if w.key is not None and ttl == full_ttl and len(tail) < 511:
                 # The same answer for every query of this shape until the policy or the
                 # schedule changes (verdicts are cleared then, and ten seconds before).
-                log = self._log_key(client, q, "blocked", decision)
-                if log[5] == log[1]:
-                    log = log[:5] + (log[1],)  # a hosts-file rule is the name: one string for both
-                self._remember(client.verdicts, w.key, (answer.tail, log))
-                self._send(w, answer.tail, log)
+                text, rule = q.text, decision.log_rule
+                log = (group.id, text, q.qtype, "blocked", decision.category, text if rule == text else rule)
+                self._remember(client.verdicts, w.key, (tail, log))
+                self._send(w, tail, log)
                 return
             self._remember_decision(group, q, known, decision)
+            answer = wire.Answer(tail, (ttl_at,), (full_ttl,))
+            if ttl < full_ttl:  # the rules change sooner
+                answer = wire.Answer(wire.render(answer, full_ttl - ttl), (ttl_at,), (ttl,))
             self._finish(w, answer, "blocked", decision, cache_for=ttl)
             return
         if decision.kind == engine.FORWARD and group.safe:
@@ -625,23 +627,21 @@ class Resolver:
     def _seconds_to_change(group: engine.GroupPolicy) -> int:
         return group.seconds_left
 
-    def _blocked_answer(self, q, decision: engine.Decision, ttl: int) -> wire.Answer:
-        """The answer for a blocked name: the records are the same for every name
-        (they point at the question), only the question and the rule differ.
-        `ttl` below the policy's blocked TTL: the rules change sooner."""
+    def _blocked_tail(self, q, decision: engine.Decision) -> tuple[bytes, int]:
+        """The answer for a blocked name after its ID, with the policy's blocked TTL, and
+        where that TTL is in it. The records are the same for every name (they point at
+        the question): only the question and the rule differ."""
         specs = self._blocked_specs
-        rcode, an, ns, body, ttl_at, full_ttl = specs.get(q.qtype) or specs[0]
+        rcode, an, ns, body, ttl_at, _ttl = specs.get(q.qtype) or specs[0]
+        flags = _REPLY_FLAGS | (q.flags & _COPIED_FLAGS) | rcode
         if q.edns:
             opt = decision.ede_opt
             if not opt:
                 opt = decision.ede_opt = wire.opt_record(ede=(wire.EDE_BLOCKED, decision.rule.encode("utf-8", "replace")[:100]))
-            tail = _COUNTS.pack(wire.reply_flags(q.flags, rcode), 1, an, ns, 1) + q.question + body + opt
+            tail = _COUNTS.pack(flags, 1, an, ns, 1) + q.question + body + opt
         else:
-            tail = _COUNTS.pack(wire.reply_flags(q.flags, rcode), 1, an, ns, 0) + q.question + body
-        answer = wire.Answer(tail, (10 + len(q.question) + ttl_at,), (full_ttl,))
-        if ttl < full_ttl:
-            answer = wire.Answer(wire.render(answer, full_ttl - ttl), answer.ttl_offsets, (ttl,))
-        return answer
+            tail = _COUNTS.pack(flags, 1, an, ns, 0) + q.question + body
+        return tail, 10 + len(q.question) + ttl_at
 
     @staticmethod
     def blocked_specs(policy: engine.Policy) -> dict[int, tuple]:

@@ -860,11 +860,15 @@ def compile_lists(inputs: list[ListInput], out_dir: Path) -> Compiled:
         parsed, reports[item.list_id] = _read_list(item, files[item.slot][1])
         files[item.slot] = (files[item.slot][0], None)  # let the raw bytes go early
         parsed_by_slot[item.slot] = parsed
+    # Exceptions and `$important` rules: without any, the first rule found for a name decides it.
+    overriding = sum(len(names) for parsed in parsed_by_slot.values() for kind, names in parsed.names.items()
+                     if kind & (ALLOW | IMPORTANT))
     entries, keys, flags = _table_arrays(parsed_by_slot)
     patterns = _pattern_entries(parsed_by_slot)
     del parsed_by_slot
     counts = {
         "entries": int(entries),
+        "overriding": overriding,
         "patterns": len(patterns),
         "lists": {str(list_id): report["rules"] for list_id, report in reports.items()},
     }
@@ -993,7 +997,11 @@ class RuleTable:
         self._slot_mask = len(keys) - 1
         self._owner = owner  # (mmap, memoryview) kept open while the views live
         self.slots: list[dict] = list(meta.get("slots", []))
+        self.slot_by_number: dict[int, dict] = {int(info["slot"]): info for info in self.slots}
+        self.category_by_slot: dict[int, str] = {number: info.get("category", "") for number, info in self.slot_by_number.items()}
         self.counts: dict = dict(meta.get("counts", {}))
+        # No exception or `$important` entry (a table compiled before this was counted may have some).
+        self._plain = self.counts.get("overriding") == 0
         self.important_mask = 0
         for slot in self.slots:
             if slot.get("category") == "harmful":
@@ -1083,6 +1091,8 @@ class RuleTable:
         # XXH3 call, one partition and ~2.4 slot reads when absent (load <= 0.5).
         keys, slot_mask, hash_ = self._keys, self._slot_mask, xxh3_64_intdigest
         best_rank, best_flags, best_start = -1, 0, 0
+        # The highest rank a match can have here: reached, no parent can change the outcome.
+        top = RANK_BLOCK if self._plain and not self.important_mask & mask else RANK_IMPORTANT_SLOT_BLOCK
         part = name
         while True:
             key = hash_(part) or 1
@@ -1098,7 +1108,7 @@ class RuleTable:
                         rank = _rank(entry, self.important_mask & mask)
                         if rank > best_rank:
                             best_rank, best_flags, best_start = rank, entry, start
-                            if rank == RANK_IMPORTANT_SLOT_BLOCK:
+                            if rank >= top:
                                 return self._result(name, best_flags, best_start)
                 slot = (slot + 1) & slot_mask
             _, dot, part = part.partition(b".")  # the parent name, no index juggling

@@ -545,6 +545,22 @@ def test_exception_beats_block_and_important_slot_beats_exception(tmp_path):
         assert table.match(b"x.harm.example.net", 0b110) == Match(False, 2, "||harm.example.net^")
 
 
+def test_a_table_without_exceptions_stops_at_the_first_rule_found(tmp_path):
+    """Counted at compile time: with no exception or $important entry the walk up the
+    parents ends at the first match, and finds what the full walk finds."""
+    text = "||example.com^\n0.0.0.0 www.example.com\n*.deep.example.com\n||other.test^\n"
+    plain = compile_texts(tmp_path, (0, "ads", text), out="plain")
+    mixed = compile_texts(tmp_path, (0, "ads", text), (1, "allow", "@@||nothing-here.test^\n"), out="mixed")
+    assert plain.counts["overriding"] == 0 and mixed.counts["overriding"] == 1
+    names = [b"example.com", b"www.example.com", b"a.www.example.com", b"x.deep.example.com", b"deep.example.com",
+             b"a.other.test", b"example.org", b"com"]
+    with open_table(plain) as fast, open_table(mixed) as full:
+        assert fast._plain and not full._plain
+        for name in names:
+            assert fast.match(name, 1) == full.match(name, 1), name
+        assert fast.match(b"www.example.com", 1) == Match(False, 0, "www.example.com")  # the most specific
+
+
 def test_important_modifier_beats_exceptions(tmp_path):
     compiled = compile_texts(
         tmp_path,
