@@ -168,6 +168,11 @@ class QueryLogWriter:
     def submit(self, second: int, counts: dict, keep: bool) -> None:
         self._queue.put((second, counts, keep))
 
+    def write_status(self, path: Path, status: dict) -> None:
+        """Write the status file in this thread: a rename can wait on the file system's journal
+        for tens of milliseconds while another process syncs a large file (a list compiling)."""
+        self._queue.put(("status", (path, status)))
+
     def release(self, garbage) -> None:
         """Drop the last reference to `garbage` in this thread: freeing a replaced
         policy's caches (a hundred thousand objects) takes tens of milliseconds,
@@ -190,6 +195,9 @@ class QueryLogWriter:
             if item and item[0] == "release":
                 item = ()  # the last reference: the old policy is freed here, not in the loop
                 continue
+            if item and item[0] == "status":
+                self._guarded(_write_status_file, *item[1])
+                continue
             if item:
                 second, counts, keep = item
                 for (_client, key), count in counts.items():
@@ -203,7 +211,7 @@ class QueryLogWriter:
             step(*args)
         except OSError as exc:  # a full disk must not stop name resolution
             self.errors += 1
-            log.warning("query log not written: %s", exc)
+            log.warning("query log or status file not written: %s", exc)
 
     def write(self, second: int, counts: dict) -> None:
         if not counts:
@@ -225,6 +233,10 @@ class QueryLogWriter:
         self.handle.close()
         os.replace(self.path, self.path.with_suffix(".tsv"))
         self.handle = None
+
+
+def _write_status_file(path: Path, status: dict) -> None:
+    snapshot.write_json(path, status, durable=False)
 
 
 def _big_receive_buffer(sock: socket.socket) -> None:
@@ -1070,8 +1082,11 @@ class Resolver:
             "clients": len(self.clients),
             "upstreams": [{"address": u.label, "up": u.usable(time.monotonic())} for u in self.upstreams],
         }
-        try:
-            snapshot.write_json(self.state_dir / snapshot.STATUS, status, durable=False)
+        if running:
+            self.log_writer.write_status(self.state_dir / snapshot.STATUS, status)
+            return
+        try:  # the last one, after the writer thread has stopped
+            _write_status_file(self.state_dir / snapshot.STATUS, status)
         except OSError as exc:
             log.warning("status not written: %s", exc)
 
