@@ -485,6 +485,7 @@ class Resolver:
                     if limit:
                         tail = verdict[0]
                         if tail is not None:  # blocked: the whole answer after the ID
+                            # Sent and counted as a cache hit is, inline: a call per answer costs more.
                             try:
                                 send(packet[:2] + tail, addr)
                             except OSError:
