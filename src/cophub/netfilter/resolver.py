@@ -47,6 +47,7 @@ SWEEP_SECONDS = 0.05
 # here, fails to parse and counts as a bad reply, and the query is retried or fails.
 UPSTREAM_DATAGRAM = 4096
 LOG_ROTATE_SECONDS = 2.0
+LOG_CHUNK, LOG_PAUSE = 256, 0.001  # the query-log thread formats 256 entries, then lets the loop run a millisecond
 FULL_GC_SECONDS = 3600
 STATUS_SECONDS = 2.0
 
@@ -199,11 +200,7 @@ class QueryLogWriter:
                 self._guarded(_write_status_file, *item[1])
                 continue
             if item:
-                second, counts, keep = item
-                for (_client, key), count in counts.items():
-                    self.actions[key[3]] = self.actions.get(key[3], 0) + count
-                if keep:
-                    self._guarded(self.write, second, counts)
+                self._guarded(self.record, *item)
             self._guarded(self.rotate)
 
     def _guarded(self, step, *args) -> None:
@@ -213,19 +210,29 @@ class QueryLogWriter:
             self.errors += 1
             log.warning("query log or status file not written: %s", exc)
 
-    def write(self, second: int, counts: dict) -> None:
-        if not counts:
-            return
-        if self.handle is None:
-            stamp = int(time.time() * 1000)
-            self.path = self.directory / f"q-{stamp}-{os.getpid()}.part"
-            self.handle = open(self.path, "a", encoding="utf-8")
-            self.opened_at = time.monotonic()
-        lines = []
-        for (client_id, key), count in counts.items():
+    def record(self, second: int, counts: dict, keep: bool) -> None:
+        """Count one second's queries by outcome and, when the log is kept, write their lines.
+
+        Every LOG_CHUNK entries this thread sleeps a moment: the event loop lets go of the
+        GIL at each system call, and a thread that kept computing would take it each time
+        and hold it for a whole switch interval (the "convoy"), slowing every answer for as
+        long as the second's lines take to format."""
+        actions = self.actions
+        lines = [] if keep else None
+        for done, ((client_id, key), count) in enumerate(counts.items(), 1):
             group_id, name, qtype, action, category, rule = key
-            lines.append(f"{second}\t{client_id}\t{group_id}\t{name}\t{qtype}\t{action}\t{category}\t{rule}\t{count}\n")
-        self.handle.write("".join(lines))
+            actions[action] = actions.get(action, 0) + count
+            if lines is not None:
+                lines.append(f"{second}\t{client_id}\t{group_id}\t{name}\t{qtype}\t{action}\t{category}\t{rule}\t{count}\n")
+            if not done % LOG_CHUNK:
+                time.sleep(LOG_PAUSE)
+        if lines:
+            if self.handle is None:
+                stamp = int(time.time() * 1000)
+                self.path = self.directory / f"q-{stamp}-{os.getpid()}.part"
+                self.handle = open(self.path, "a", encoding="utf-8")
+                self.opened_at = time.monotonic()
+            self.handle.write("".join(lines))
 
     def rotate(self, force: bool = False) -> None:
         if self.handle is None or (not force and time.monotonic() - self.opened_at < LOG_ROTATE_SECONDS):

@@ -590,6 +590,27 @@ def test_query_log_files_with_hashed_clients(state, authority, running):
     assert {row[2] for row in rows} == {"7"}
 
 
+def test_query_log_writer_takes_a_busy_second_in_pieces(tmp_path):
+    """More entries than one piece (the writer pauses between pieces so the loop keeps the GIL):
+    every line written, every query counted, kept or not."""
+    from cophub.netfilter.resolver import LOG_CHUNK, QueryLogWriter
+
+    writer = QueryLogWriter(tmp_path)
+    try:
+        entries = 2 * LOG_CHUNK + 7
+        counts = {(f"h:{i:016x}", (3, f"n{i}.example.test", 1, "forwarded", "", "")): 2 for i in range(entries)}
+        writer.record(1_800_000_000, counts, True)
+        writer.record(1_800_000_001, {("h:0", (3, "x.test", 1, "blocked", "ads", "x.test")): 5}, False)
+        writer.rotate(force=True)
+    finally:
+        writer.close()
+    lines = "".join(path.read_text() for path in tmp_path.glob("q-*.tsv")).splitlines()
+    assert len(lines) == entries
+    assert lines[-1].split("\t") == ["1800000000", f"h:{entries - 1:016x}", "3", f"n{entries - 1}.example.test", "1",
+                                      "forwarded", "", "", "2"]
+    assert writer.actions == {"forwarded": 2 * entries, "blocked": 5}
+
+
 def test_status_file_reports_the_policy_in_force(state, authority, running):
     policy = write_policy(state, upstream_port=authority.port)
     resolver = running()
