@@ -363,13 +363,12 @@ class Resolver:
 
     async def _bind(self) -> None:
         for host in self.hosts:
-            udp = netsock.listening(host, self.port, socket.SOCK_DGRAM)
+            udp, tcp = netsock.udp_and_tcp(host, self.port)
             _big_receive_buffer(udp)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
             port = udp.getsockname()[1]
             self.udp_sockets.append(udp)
             self.loop.add_reader(udp.fileno(), self._on_udp, udp)
-            tcp = netsock.listening(host, port, socket.SOCK_STREAM)
             server = await asyncio.start_server(self._tcp_client, sock=tcp, limit=70000)
             self.tcp_servers.append(server)
             self.listen.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

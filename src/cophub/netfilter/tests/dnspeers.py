@@ -22,7 +22,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from cophub.netfilter import rules, snapshot
+from cophub.netfilter import netsock, rules, snapshot
 from cophub.netfilter.resolver import Resolver
 
 # What Google, YouTube, Bing and DuckDuckGo publish for their safe-search names (test data).
@@ -54,15 +54,12 @@ class Authority:
 
     def start(self) -> "Authority":
         self._stop.clear()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", self.port))
+        # One port for both (port 0: a free one; the system's free UDP port can be taken for TCP).
+        self.udp, self.tcp = netsock.udp_and_tcp("127.0.0.1", self.port)
         self.port = self.udp.getsockname()[1]
-        self.udp.settimeout(0.1)
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(16)
-        self.tcp.settimeout(0.1)
+        for sock in (self.udp, self.tcp):
+            sock.setblocking(True)
+            sock.settimeout(0.1)
         self._threads = [threading.Thread(target=self._serve_udp, daemon=True), threading.Thread(target=self._serve_tcp, daemon=True)]
         for thread in self._threads:
             thread.start()

@@ -177,6 +177,36 @@ def test_blocked_answers_never_outlive_a_coming_change(state, authority, running
     assert late.authority[0].ttl <= 2
 
 
+def test_udp_and_tcp_share_a_port_even_when_the_first_free_one_is_taken_for_tcp(monkeypatch):
+    import errno
+    import socket
+
+    from cophub.netfilter import netsock
+
+    real, refused = netsock.listening, []
+
+    def listening(host, port, kind):
+        if kind == socket.SOCK_STREAM and not refused:  # another program holds that port for TCP
+            refused.append(port)
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return real(host, port, kind)
+
+    monkeypatch.setattr(netsock, "listening", listening)
+    udp, tcp = netsock.udp_and_tcp("127.0.0.1", 0)
+    try:
+        assert refused and udp.getsockname()[1] == tcp.getsockname()[1]
+    finally:
+        udp.close()
+        tcp.close()
+    # A port asked for by number is not swapped for another.
+    holder = real("127.0.0.1", 0, socket.SOCK_STREAM)
+    try:
+        with pytest.raises(OSError):
+            netsock.udp_and_tcp("127.0.0.1", holder.getsockname()[1])
+    finally:
+        holder.close()
+
+
 def test_a_refused_source_never_reads_the_groups_answers(state, authority):
     from cophub.netfilter import engine
 
