@@ -642,10 +642,6 @@ class Resolver:
                 group.decisions.clear()
             group.decisions[q.name] = (decision, q.text)
 
-    @staticmethod
-    def _seconds_to_change(group: engine.GroupPolicy) -> int:
-        return group.seconds_left
-
     def _blocked_tail(self, q, decision: engine.Decision) -> tuple[bytes, int]:
         """The answer for a blocked name after its ID, with the policy's blocked TTL, and
         where that TTL is in it. The records are the same for every name (they point at
@@ -762,7 +758,7 @@ class Resolver:
         group = w.client.group
         now = time.monotonic()
         age = int(now) - stored_second
-        to_change = self._seconds_to_change(group)
+        to_change = group.seconds_left
         answer = wire.answer_from_reply(w.q, reply, ttl_cap=to_change + age)
         cache_for = 0
         if reply.cache_ttl > age and reply.rcode in (wire.NOERROR, wire.NXDOMAIN):
@@ -799,7 +795,7 @@ class Resolver:
             sock = sockets[_random.u16() % SOCKETS_PER_UPSTREAM]
         else:
             try:
-                sock = self._upstream_socket(upstream)
+                sock = self._new_upstream_socket(upstream)
             except OSError:
                 upstream.failed(now)
                 self._send_upstream(pending)
@@ -818,18 +814,17 @@ class Resolver:
             upstream.failed(now)
             self._send_upstream(pending)
 
-    def _upstream_socket(self, upstream: Upstream) -> socket.socket:
-        if len(upstream.sockets) < SOCKETS_PER_UPSTREAM:
-            sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            _big_receive_buffer(sock)
-            # connect(): the kernel then drops datagrams from any other source,
-            # and an ICMP "port unreachable" surfaces as ECONNREFUSED at once.
-            sock.connect((upstream.host, upstream.port))
-            self.loop.add_reader(sock.fileno(), self._on_upstream, sock, upstream)
-            upstream.sockets.append(sock)
-            return sock
-        return upstream.sockets[_random.u16() % len(upstream.sockets)]
+    def _new_upstream_socket(self, upstream: Upstream) -> socket.socket:
+        """One more socket to the upstream (until it has SOCKETS_PER_UPSTREAM), on a port the system picks."""
+        sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        _big_receive_buffer(sock)
+        # connect(): the kernel then drops datagrams from any other source,
+        # and an ICMP "port unreachable" surfaces as ECONNREFUSED at once.
+        sock.connect((upstream.host, upstream.port))
+        self.loop.add_reader(sock.fileno(), self._on_upstream, sock, upstream)
+        upstream.sockets.append(sock)
+        return sock
 
     def _close_upstream_sockets(self, upstream: Upstream, later: bool = False) -> None:
         sockets, upstream.sockets = upstream.sockets, []
@@ -1019,7 +1014,7 @@ class Resolver:
             ttl = min([300] + [max(0, t - age) for t, _ in records])
             answers = [wire.rr(wire.POINTER_TO_QUESTION, wire.CNAME, ttl, target_wire)]
             answers += [wire.rr(owner, q.qtype, ttl, rdata) for _, rdata in records]
-            cache_for = min(ttl, self._seconds_to_change(w.client.group))
+            cache_for = min(ttl, w.client.group.seconds_left)
             self._finish(w, wire.build_answer(q, wire.NOERROR, answers), "safe_search", decision, cache_for=cache_for)
 
         self._forward(w, decision, target_wire + q.question[-4:], then=then)
